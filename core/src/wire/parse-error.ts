@@ -1,0 +1,15 @@
+/**
+ * The only error a parser in wire/ ever throws. `layer` names the protocol whose
+ * bytes were bad, `reason` is a short machine-readable cause that the stack counts
+ * drops by (e.g. "truncated", "bad-checksum", "bad-version").
+ */
+export class ParseError extends Error {
+  override readonly name = 'ParseError';
+  constructor(
+    readonly layer: string,
+    readonly reason: string,
+    detail?: string,
+  ) {
+    super(`${layer}: ${reason}${detail === undefined ? '' : ` (${detail})`}`);
+  }
+}
