@@ -1,10 +1,12 @@
 import type { Clock, TimerHandle } from './clock';
 
+type NodeTimer = { immediate: true; t: NodeJS.Immediate } | { immediate: false; t: NodeJS.Timeout };
+
 /** Wall-clock time from the monotonic high-resolution timer and Node's own timers. */
 export class RealClock implements Clock {
   private readonly origin = performance.now();
   private nextId = 1;
-  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private readonly timers = new Map<number, NodeTimer>();
 
   now(): number {
     return performance.now() - this.origin;
@@ -12,23 +14,24 @@ export class RealClock implements Clock {
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const id = this.nextId++;
-    const t = setTimeout(
-      () => {
-        this.timers.delete(id);
-        fn();
-      },
-      Math.max(0, delayMs),
+    const run = (): void => {
+      this.timers.delete(id);
+      fn();
+    };
+    // setTimeout(0) waits about a millisecond; "now" means the next event-loop turn.
+    this.timers.set(
+      id,
+      delayMs > 0 ? { immediate: false, t: setTimeout(run, delayMs) } : { immediate: true, t: setImmediate(run) },
     );
-    this.timers.set(id, t);
     return { id };
   }
 
   cancelTimer(handle: TimerHandle): void {
-    const t = this.timers.get(handle.id);
-    if (t !== undefined) {
-      clearTimeout(t);
-      this.timers.delete(handle.id);
-    }
+    const timer = this.timers.get(handle.id);
+    if (timer === undefined) return;
+    if (timer.immediate) clearImmediate(timer.t);
+    else clearTimeout(timer.t);
+    this.timers.delete(handle.id);
   }
 
   /** Timers still pending: a leak check for tests. */
