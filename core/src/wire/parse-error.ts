@@ -10,6 +10,11 @@ export class ParseError extends Error {
     readonly reason: string,
     detail?: string,
   ) {
+    // A malformed packet is routine, not a bug: skip the stack trace, which would
+    // cost microseconds per dropped packet (a cheap drop resists floods of garbage).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${layer}: ${reason}${detail === undefined ? '' : ` (${detail})`}`);
+    Error.stackTraceLimit = limit;
   }
 }
