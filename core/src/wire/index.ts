@@ -11,6 +11,7 @@ export {
   parseIpv4,
   parseIpv6,
 } from './address';
+export { describePacket } from './describe';
 export {
   ICMPV4_HEADER_LEN,
   type Icmpv4DestUnreachable,
@@ -61,6 +62,7 @@ export {
   Ipv6Repr,
   Ipv6View,
 } from './ipv6';
+export { buildPacket, type IpFields, type UpperRepr } from './packet';
 export { TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, TcpFlags, TcpHeaderView, TcpRepr } from './tcp';
 export {
   type EolOption,
