@@ -11,9 +11,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-
-
-
 import {
   FileSink,
   finish,
