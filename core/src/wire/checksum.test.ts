@@ -48,6 +48,20 @@ describe('RFC 1071 Internet checksum', () => {
     }
   });
 
+  test('large buffers and views into larger buffers (wide 32-bit path) match the naive loop', () => {
+    const random = new Random('checksum-wide');
+    const backing = random.fill(new Uint8Array(70_000));
+    for (let k = 0; k < 300; k++) {
+      const viewStart = random.int(64);
+      const view = backing.subarray(viewStart, viewStart + 66_000);
+      const offset = random.int(100);
+      const len = k < 20 ? 65_536 - k : random.int(9000);
+      expect(fold(sumBytes(view, offset, len))).toBe(naiveSum(view.subarray(offset, offset + len)));
+    }
+    const allOnes = new Uint8Array(65_536).fill(0xff);
+    expect(fold(sumBytes(allOnes, 2))).toBe(0xffff);
+  });
+
   test('a sum split into even-length parts equals the whole', () => {
     const buf = new Random('checksum-parts').fill(new Uint8Array(101));
     const parts = sumBytes(buf, 64, 37, sumBytes(buf, 20, 44, sumBytes(buf, 0, 20)));
