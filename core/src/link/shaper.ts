@@ -74,7 +74,7 @@ const DEFAULT_QUEUE_BYTES = 150_000;
 
 /**
  * One direction's impairment pipeline. Order per packet (as netem): duplicate →
- * loss → corrupt → MTU → bottleneck queue (tail drop) → serialisation at the rate →
+ * loss → MTU → corrupt → bottleneck queue (tail drop) → serialisation at the rate →
  * delay and jitter → out.
  */
 class Impairment {
