@@ -1,4 +1,6 @@
 // @nuse/core public API.
+
+export * from './ip/ip-layer';
 export * from './link/decorator';
 export * from './link/link';
 export * from './link/pcap-reader';
@@ -7,7 +9,19 @@ export * from './link/pcap-writer';
 export * from './link/shaper';
 export * from './link/sim-link';
 export * from './link/sim-network';
+export * from './tcp/config';
+export * from './tcp/congestion';
+export * from './tcp/connection';
+export * from './tcp/isn';
+export * from './tcp/options';
+export * from './tcp/reassembly';
+export * from './tcp/reno';
+export * from './tcp/rtt';
+export * from './tcp/sack-scoreboard';
+export * from './tcp/segment';
+export * from './tcp/send-buffer';
 export * from './tcp/seq';
+export * from './tcp/tcp-layer';
 export * from './time/index';
 export * from './util/random';
 export * from './wire/checksum';

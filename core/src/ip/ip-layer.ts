@@ -1,5 +1,5 @@
-import type { Clock } from '../time/clock';
 import type { Link } from '../link/link';
+import type { Clock } from '../time/clock';
 import { addressEquals, formatIp, Prefix } from '../wire/address';
 import { Ipv4View } from '../wire/ipv4';
 import { Ipv6View } from '../wire/ipv6';
@@ -130,11 +130,17 @@ export class IpLayer {
       const version = packet.length > 0 ? packet[0]! >> 4 : 0;
       if (version === 4) {
         const ip = Ipv4View.parse(packet);
-        if (ip.isFragment) return this.count('fragment');
+        if (ip.isFragment) {
+          this.count('fragment');
+          return;
+        }
         pkt = { version: 4, src: ip.src, dst: ip.dst, protocol: ip.protocol, payload: ip.payload, ttl: ip.ttl, iface };
       } else if (version === 6) {
         const ip = Ipv6View.parse(packet);
-        if (ip.isFragment) return this.count('fragment');
+        if (ip.isFragment) {
+          this.count('fragment');
+          return;
+        }
         pkt = {
           version: 6,
           src: ip.src,
@@ -145,15 +151,25 @@ export class IpLayer {
           iface,
         };
       } else {
-        return this.count('bad-version');
+        this.count('bad-version');
+        return;
       }
     } catch (e) {
-      if (e instanceof ParseError) return this.count(`malformed-${e.layer}`);
+      if (e instanceof ParseError) {
+        this.count(`malformed-${e.layer}`);
+        return;
+      }
       throw e;
     }
-    if (!this.isLocalAddress(pkt.dst)) return this.count('not-for-us');
+    if (!this.isLocalAddress(pkt.dst)) {
+      this.count('not-for-us');
+      return;
+    }
     const handler = this.handlers.get(pkt.protocol);
-    if (handler === undefined) return this.count('no-protocol');
+    if (handler === undefined) {
+      this.count('no-protocol');
+      return;
+    }
     handler(pkt);
   }
 

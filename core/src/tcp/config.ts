@@ -81,13 +81,15 @@ export function resolveTcpConfig(base: Readonly<TcpConfig>, overrides: Partial<T
   for (const [key, value] of Object.entries(merged) as [keyof TcpConfig, unknown][]) {
     const expected = typeof DEFAULT_TCP_CONFIG[key];
     if (expected === 'undefined') throw new Error(`TCP config: unknown setting "${key}"`);
-    if (typeof value !== expected) throw new Error(`TCP config: ${key} must be a ${expected}, got ${JSON.stringify(value)}`);
+    if (typeof value !== expected)
+      throw new Error(`TCP config: ${key} must be a ${expected}, got ${JSON.stringify(value)}`);
     if (expected === 'number' && !(Number.isFinite(value as number) && (value as number) >= 0)) {
       throw new Error(`TCP config: ${key} must be a finite number ≥ 0, got ${value}`);
     }
   }
   if (merged.minRtoMs > merged.maxRtoMs) throw new Error('TCP config: minRtoMs is above maxRtoMs');
   if (merged.maxMss < 88) throw new Error('TCP config: maxMss below 88 bytes is not usable');
-  if (merged.receiveBuffer < 1024 || merged.sendBuffer < 1024) throw new Error('TCP config: buffers must be ≥ 1024 bytes');
+  if (merged.receiveBuffer < 1024 || merged.sendBuffer < 1024)
+    throw new Error('TCP config: buffers must be ≥ 1024 bytes');
   return merged;
 }

@@ -186,7 +186,8 @@ export class TcpOptionRegistry {
     if (!/^[a-z0-9_-]{1,32}$/.test(handler.name)) throw new Error(`TCP option handler: bad name "${handler.name}"`);
     if (this.byName.has(handler.name)) throw new Error(`TCP option handler "${handler.name}" is already registered`);
     for (const kind of handler.kinds) {
-      if (!Number.isInteger(kind) || kind < 2 || kind > 255) throw new Error(`TCP option handler "${handler.name}": bad kind ${kind}`);
+      if (!Number.isInteger(kind) || kind < 2 || kind > 255)
+        throw new Error(`TCP option handler "${handler.name}": bad kind ${kind}`);
       const owner = this.byKind.get(kind);
       if (owner) throw new Error(`TCP option kind ${kind} is already handled by "${owner.name}"`);
     }

@@ -39,7 +39,14 @@ export type TcpState =
   | 'TIME-WAIT';
 
 /** Errors a connection ends with, named by the errno a socket user expects. */
-export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'ECONNABORTED' | 'EPIPE';
+export type TcpErrorCode =
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'ETIMEDOUT'
+  | 'EHOSTUNREACH'
+  | 'ENETUNREACH'
+  | 'ECONNABORTED'
+  | 'EPIPE';
 
 export class TcpError extends Error {
   override readonly name = 'TcpError';

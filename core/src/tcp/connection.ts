@@ -1,0 +1,1476 @@
+import { TcpFlags, type TcpRepr } from '../wire/tcp';
+import type { SackBlock, TcpOption } from '../wire/tcp-options';
+import type { TcpConfig } from './config';
+import type { CongestionControl, CongestionPhase, CongestionState } from './congestion';
+import type { TcpOptionHost, TcpOptionRegistry } from './options';
+import { ReceiveBuffer } from './reassembly';
+import { RttEstimator } from './rtt';
+import { SackScoreboard } from './sack-scoreboard';
+import { type IncomingSegment, TcpError, type TcpErrorCode, type TcpState } from './segment';
+import { SendBuffer } from './send-buffer';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq';
+
+// Module-level copies: under jest's vm sandbox each global lookup costs ~170 ns.
+const { min, max, floor } = Math;
+
+export interface Endpoint {
+  /** 4 or 16 bytes. */
+  address: Uint8Array;
+  port: number;
+}
+
+/** What a connection tells its owner (the socket layer). All are called synchronously. */
+export interface TcpConnectionEvents {
+  /** The three-way handshake completed. */
+  onEstablished?(): void;
+  /** New in-order data can be read. */
+  onReadable?(): void;
+  /** Space was freed in the send buffer. */
+  onWritable?(): void;
+  /** The peer sent FIN and every byte before it has arrived: reads will reach EOF. */
+  onRemoteEnd?(): void;
+  /** The connection is gone (CLOSED), with the reason when it did not end normally. */
+  onClosed?(error?: TcpError): void;
+  /** The state changed (for observability and tests). */
+  onStateChange?(from: TcpState, to: TcpState): void;
+}
+
+export interface TcpConnectionOptions {
+  local: Endpoint;
+  remote: Endpoint;
+  config: TcpConfig;
+  /** RFC 6528 initial send sequence number. */
+  iss: number;
+  /** MTU of the route to the peer; the announced MSS follows from it (RFC 9293 §3.7.1). */
+  mtu: number;
+  options: TcpOptionRegistry;
+  congestion: CongestionControl;
+  events?: TcpConnectionEvents;
+  /** RFC 7323 §5.4: a per-connection random offset for the timestamp clock. */
+  tsOffset?: number;
+}
+
+/** Counters per connection, for TCP_INFO, `nuse ls` and tests. */
+export interface TcpConnectionStats {
+  segmentsIn: number;
+  segmentsOut: number;
+  bytesSent: number;
+  bytesRetransmitted: number;
+  bytesReceived: number;
+  retransmitTimeouts: number;
+  fastRetransmits: number;
+  dupAcksIn: number;
+  challengeAcks: number;
+  pawsDrops: number;
+  outOfWindowDrops: number;
+  zeroWindowProbes: number;
+  keepAliveProbes: number;
+}
+
+/** Sequence space a SYN or FIN takes (RFC 9293 §3.4). */
+const CONTROL_LEN = 1;
+/** RFC 9293 §3.7.1: the MSS to assume when the peer sends none. */
+const DEFAULT_MSS_V4 = 536;
+const DEFAULT_MSS_V6 = 1220;
+/** RFC 7323 §5.5: TS.Recent older than 24 days is invalid. */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** RFC 5681 §3.2: DupThresh. */
+const DUP_THRESH = 3;
+/** RFC 5961 §7: at most this many challenge ACKs per second per connection. */
+const CHALLENGE_ACKS_PER_SECOND = 10;
+
+/**
+ * One TCP connection: the RFC 9293 state machine, sans I/O (smoltcp's shape). The
+ * owner feeds it segments (`process`), the time (`onTimer` at `pollAt()`), and user
+ * calls (`send`, `read`, `shutdown`, `close`, `abort`); it produces segments through
+ * `dispatch(now, emit)`. It never reads a clock and never touches the network, so the
+ * same code runs in virtual time and on real timers.
+ */
+export class TcpConnection implements TcpOptionHost {
+  // RFC 9293 §3.3.1 send sequence variables.
+  readonly iss: number;
+  sndUna: number;
+  sndNxt: number;
+  /** The highest sequence number sent (after go-back-N retransmission sndNxt may be below it). */
+  sndMax: number;
+  sndWnd = 0;
+  sndWl1 = 0;
+  sndWl2 = 0;
+  /** RFC 5961 §5.2 MAX.SND.WND: the largest window the peer has offered. */
+  maxSndWnd = 0;
+  // Receive sequence variables.
+  irs = 0;
+  /** The right edge of the window advertised so far; RFC 9293 §3.8.6.2.1 forbids moving it left. */
+  private rcvAdvertisedEdge = 0;
+  private lastAckSent = 0;
+
+  state: TcpState = 'CLOSED';
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly config: TcpConfig;
+  readonly ext = new Map<string, unknown>();
+  readonly stats: TcpConnectionStats = {
+    segmentsIn: 0,
+    segmentsOut: 0,
+    bytesSent: 0,
+    bytesRetransmitted: 0,
+    bytesReceived: 0,
+    retransmitTimeouts: 0,
+    fastRetransmits: 0,
+    dupAcksIn: 0,
+    challengeAcks: 0,
+    pawsDrops: 0,
+    outOfWindowDrops: 0,
+    zeroWindowProbes: 0,
+    keepAliveProbes: 0,
+  };
+  events: TcpConnectionEvents;
+
+  // Negotiated on the handshake.
+  readonly announcedMss: number;
+  /** The peer's MSS (RFC 9293 §3.7.1), the largest payload we send before options. */
+  peerMss: number;
+  timestampsEnabled = false;
+  sackEnabled = false;
+  windowScalingEnabled = false;
+  readonly rcvWscale: number;
+  sndWscale = 0;
+  readonly peerOffered = { timestamps: false, sack: false, wscale: false };
+  tsRecent = 0;
+  private tsRecentAge = 0;
+  private readonly tsOffset: number;
+
+  private readonly sendBuffer: SendBuffer;
+  private readonly receiveBuffer: ReceiveBuffer;
+  private readonly scoreboard = new SackScoreboard();
+  readonly rtt: RttEstimator;
+  readonly congestion: CongestionControl;
+  private readonly cc: CongestionState & { cwnd: number; ssthresh: number };
+  private readonly optionRegistry: TcpOptionRegistry;
+
+  // User-side state.
+  /** The application will send no more (shutdown SHUT_WR or close): FIN after the data. */
+  private finQueued = false;
+  private finSent = false;
+  /** Our FIN's sequence number, once fixed. */
+  private finSeq = 0;
+  /** The application will read no more (close): data that arrives is answered with RST. */
+  private receiveClosed = false;
+  /** The peer's FIN: its sequence number once seen, and whether it was reached in order. */
+  private peerFinSeq: number | undefined;
+  private peerFinReceived = false;
+  private closedEmitted = false;
+  private errorValue: TcpError | undefined;
+
+  // Output requests.
+  private ackNow = false;
+  private delayedAckAt: number | undefined;
+  private fullSegmentsUnacked = 0;
+  private quickAcksLeft: number;
+  private rstPending = false;
+  private synPending = false;
+  private probePending: 'zero-window' | 'keepalive' | undefined;
+  private dsackBlock: SackBlock | undefined;
+
+  // Timers (absolute times, undefined when off).
+  private retransmitAt: number | undefined;
+  private persistAt: number | undefined;
+  private keepAliveAt: number | undefined;
+  private timeWaitAt: number | undefined;
+  private finWait2At: number | undefined;
+  private retransmitCount = 0;
+  private persistBackoff = 0;
+  private keepAliveSent = 0;
+  /** When the oldest unacknowledged data was first sent without progress since (user timeout). */
+  private stalledSince: number | undefined;
+  private lastReceiveAt = 0;
+
+  // Loss recovery (RFC 5681, RFC 6582 NewReno, RFC 6675 SACK).
+  private dupAcks = 0;
+  private inRecovery = false;
+  private recoveryPoint = 0;
+  private phase: CongestionPhase = 'open';
+  /** RTT timing of one segment when timestamps are off (Karn's algorithm, RFC 6298 §3). */
+  private rttTimedSeq: number | undefined;
+  private rttTimedAt = 0;
+
+  private challengeWindowStart = 0;
+  private challengeCount = 0;
+  private now = 0;
+  /** When this side last sent a segment (restart after idle, RFC 5681 §4.1). */
+  lastSendAt = 0;
+
+  private constructor(opts: TcpConnectionOptions, now: number) {
+    this.now = now;
+    this.local = opts.local;
+    this.remote = opts.remote;
+    this.config = opts.config;
+    this.events = opts.events ?? {};
+    this.optionRegistry = opts.options;
+    this.congestion = opts.congestion;
+    this.iss = opts.iss >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.tsOffset = (opts.tsOffset ?? 0) >>> 0;
+    const v6 = opts.local.address.length === 16;
+    const ipHeader = v6 ? 40 : 20;
+    this.announcedMss = max(88, min(this.config.maxMss, opts.mtu - ipHeader - 20));
+    this.peerMss = v6 ? DEFAULT_MSS_V6 : DEFAULT_MSS_V4;
+    this.rcvWscale = this.config.windowScaling ? windowScaleFor(this.config.receiveBuffer) : 0;
+    this.sendBuffer = new SendBuffer({ capacity: this.config.sendBuffer });
+    this.receiveBuffer = new ReceiveBuffer({ capacity: this.config.receiveBuffer });
+    this.rtt = new RttEstimator({
+      initialRtoMs: this.config.initialRtoMs,
+      minRtoMs: this.config.minRtoMs,
+      maxRtoMs: this.config.maxRtoMs,
+    });
+    this.sendBuffer.start(seqAdd(this.iss, CONTROL_LEN));
+    this.quickAcksLeft = this.config.quickAcks;
+    const self = this;
+    this.cc = {
+      cwnd: 0,
+      ssthresh: Number.POSITIVE_INFINITY,
+      get mss() {
+        return self.sendMss();
+      },
+      get bytesInFlight() {
+        return self.bytesInFlight();
+      },
+      get now() {
+        return self.now;
+      },
+      get srttMs() {
+        return self.rtt.srttMs;
+      },
+      get minRttMs() {
+        return self.rtt.minRttMs;
+      },
+      get phase() {
+        return self.phase;
+      },
+      get appLimited() {
+        return self.sendBuffer.length - seqDiff(self.sndNxt, self.sndUna) <= 0;
+      },
+    };
+  }
+
+  /** An active open (RFC 9293 §3.10.1): the connection starts in SYN-SENT. */
+  static connect(opts: TcpConnectionOptions, now: number): TcpConnection {
+    const c = new TcpConnection(opts, now);
+    c.setState('SYN-SENT');
+    c.synPending = true;
+    c.lastReceiveAt = now;
+    return c;
+  }
+
+  /**
+   * A passive open: a listener got a SYN (RFC 9293 §3.10.7.2) and hands it here; the
+   * connection starts in SYN-RECEIVED and answers with a SYN-ACK.
+   */
+  static accept(opts: TcpConnectionOptions, syn: IncomingSegment, now: number): TcpConnection {
+    const c = new TcpConnection(opts, now);
+    c.optionRegistry.read(c, syn);
+    c.takeSynOptions(syn);
+    c.irs = syn.seq;
+    c.receiveBuffer.start(seqAdd(syn.seq, CONTROL_LEN));
+    // RFC 7323 §2.2: the window in a SYN is never scaled.
+    c.updateSendWindow(syn.window, syn.seq, 0, true);
+    if (c.timestampsEnabled && syn.tsVal !== undefined) c.acceptTimestamp(syn.tsVal);
+    c.setState('SYN-RECEIVED');
+    c.synPending = true;
+    c.lastReceiveAt = now;
+    c.stats.segmentsIn++;
+    return c;
+  }
+
+  // ---------------------------------------------------------------- user calls
+
+  get error(): TcpError | undefined {
+    return this.errorValue;
+  }
+
+  /** Bytes the application may still write before the send buffer is full. */
+  get writable(): number {
+    return this.canSend() ? this.sendBuffer.free : 0;
+  }
+
+  /** In-order bytes waiting to be read. */
+  get readable(): number {
+    return this.receiveBuffer.readable;
+  }
+
+  /** Unacknowledged plus unsent bytes (SIOCOUTQ). */
+  get sendQueue(): number {
+    return this.sendBuffer.length;
+  }
+
+  get rcvNxt(): number {
+    return this.receiveBuffer.rcvNxt;
+  }
+
+  get cwnd(): number {
+    return this.cc.cwnd;
+  }
+
+  get ssthresh(): number {
+    return this.cc.ssthresh;
+  }
+
+  /** True once the peer's FIN was received and every byte before it read: EOF. */
+  get atEof(): boolean {
+    return this.peerFinReceived && this.receiveBuffer.readable === 0;
+  }
+
+  /** Queues data for sending; returns how many bytes fit in the send buffer. */
+  send(data: Uint8Array): number {
+    if (!this.canSend()) {
+      throw new TcpError('EPIPE', 'the connection is closed for sending');
+    }
+    return this.sendBuffer.write(data);
+  }
+
+  /** Reads up to `maxBytes` of in-order data. */
+  read(maxBytes?: number): Uint8Array {
+    const before = this.receiveWindowNow();
+    const data = this.receiveBuffer.read(maxBytes);
+    if (data.length > 0) this.maybeWindowUpdate(before);
+    return data;
+  }
+
+  /** shutdown(SHUT_WR): FIN once every queued byte is sent (RFC 9293 §3.10.4). */
+  shutdownWrite(): void {
+    switch (this.state) {
+      case 'SYN-SENT':
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+      case 'CLOSE-WAIT':
+        this.finQueued = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * close(): no more sending or receiving. Queued data is still delivered, then FIN.
+   * Unread received data means the application lost bytes: RST instead, as RFC 2525
+   * §2.17 and Linux do.
+   */
+  close(): void {
+    if (this.state === 'CLOSED' || this.state === 'TIME-WAIT') return;
+    if (this.state === 'LISTEN' || this.state === 'SYN-SENT') {
+      this.enterClosed(undefined);
+      return;
+    }
+    if (this.receiveBuffer.readable > 0) {
+      this.abort();
+      return;
+    }
+    this.receiveClosed = true;
+    this.shutdownWrite();
+  }
+
+  /** Aborts with RST (SO_LINGER {1, 0}; RFC 9293 §3.10.5). */
+  abort(): void {
+    switch (this.state) {
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+      case 'FIN-WAIT-1':
+      case 'FIN-WAIT-2':
+      case 'CLOSE-WAIT':
+        this.rstPending = true;
+        break;
+      default:
+        break;
+    }
+    if (!this.rstPending) this.enterClosed(undefined);
+  }
+
+  setNoDelay(on: boolean): void {
+    this.config.noDelay = on;
+  }
+
+  setKeepAlive(on: boolean, idleMs?: number): void {
+    this.config.keepAlive = on;
+    if (idleMs !== undefined) this.config.keepAliveIdleMs = idleMs;
+    this.keepAliveSent = 0;
+    this.keepAliveAt = on && this.isSynchronized() ? this.now + this.config.keepAliveIdleMs : undefined;
+  }
+
+  /** SO_RCVBUF / SO_SNDBUF at run time. */
+  setBufferSizes(receive?: number, send?: number): void {
+    if (receive !== undefined) this.receiveBuffer.setCapacity(receive);
+    if (send !== undefined) this.sendBuffer.setCapacity(send);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** The next time `onTimer` must run, or undefined when no timer is armed. */
+  pollAt(): number | undefined {
+    let t: number | undefined;
+    for (const x of [
+      this.retransmitAt,
+      this.delayedAckAt,
+      this.persistAt,
+      this.keepAliveAt,
+      this.timeWaitAt,
+      this.finWait2At,
+    ]) {
+      if (x !== undefined && (t === undefined || x < t)) t = x;
+    }
+    return t;
+  }
+
+  /** Whether `dispatch` has something to send right now. */
+  get wantsToSend(): boolean {
+    return (
+      this.ackNow || this.rstPending || this.synPending || this.probePending !== undefined || this.hasDataOrFinToSend()
+    );
+  }
+
+  onTimer(now: number): void {
+    this.now = now;
+    if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
+      this.timeWaitAt = undefined;
+      this.enterClosed(undefined);
+      return;
+    }
+    if (this.finWait2At !== undefined && now >= this.finWait2At) {
+      this.finWait2At = undefined;
+      this.enterClosed(undefined);
+      return;
+    }
+    if (this.retransmitAt !== undefined && now >= this.retransmitAt) {
+      this.retransmitAt = undefined;
+      this.onRetransmitTimeout();
+      if (this.state === 'CLOSED') return;
+    }
+    if (this.delayedAckAt !== undefined && now >= this.delayedAckAt) {
+      this.delayedAckAt = undefined;
+      this.ackNow = true;
+    }
+    if (this.persistAt !== undefined && now >= this.persistAt) {
+      this.persistAt = undefined;
+      this.onPersistTimeout();
+    }
+    if (this.keepAliveAt !== undefined && now >= this.keepAliveAt) {
+      this.keepAliveAt = undefined;
+      this.onKeepAliveTimeout();
+    }
+  }
+
+  private onRetransmitTimeout(): void {
+    const limitReached =
+      this.state === 'SYN-SENT'
+        ? this.retransmitCount >= this.config.synRetries
+        : this.state === 'SYN-RECEIVED'
+          ? this.retransmitCount >= this.config.synAckRetries
+          : this.retransmitCount >= this.config.maxRetransmits;
+    const userTimeout =
+      this.config.userTimeoutMs > 0 &&
+      this.stalledSince !== undefined &&
+      this.now - this.stalledSince >= this.config.userTimeoutMs;
+    if (limitReached || userTimeout) {
+      this.fail(
+        'ETIMEDOUT',
+        userTimeout ? 'user timeout: data unacknowledged too long' : 'retransmission limit reached',
+      );
+      return;
+    }
+    this.retransmitCount++;
+    this.stats.retransmitTimeouts++;
+    // RFC 6298 §5.5–5.6: back off and retransmit the earliest unacknowledged segment.
+    this.rtt.backoff();
+    this.rttTimedSeq = undefined;
+    if (this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED') {
+      this.synPending = true;
+      return;
+    }
+    // RFC 5681 §3.1: on timeout, ssthresh once per loss event, cwnd to the loss window.
+    if (this.phase !== 'loss') {
+      this.phase = 'loss';
+      this.congestion.onPhaseChange(this.cc, 'loss');
+    } else {
+      // A repeated timeout: the algorithm sees it too (Reno keeps ssthresh).
+      this.congestion.onPhaseChange(this.cc, 'loss');
+    }
+    this.inRecovery = false;
+    this.dupAcks = 0;
+    this.recoveryPoint = this.sndMax;
+    // Go back N: resend from snd.una; segments the peer SACKed are skipped.
+    this.sndNxt = this.sndUna;
+    this.finSent = this.finSent && seqLt(this.finSeq, this.sndNxt);
+    this.scoreboard.clearRetransmitted();
+  }
+
+  private onPersistTimeout(): void {
+    if (this.sndWnd > 0 || !this.hasUnsentData()) return;
+    // RFC 9293 §3.8.6.1: probe the zero window; back off like the RTO.
+    this.probePending = 'zero-window';
+    this.stats.zeroWindowProbes++;
+    this.persistBackoff++;
+    if (this.persistBackoff > this.config.maxRetransmits && this.now - this.lastReceiveAt > this.config.maxRtoMs) {
+      this.fail('ETIMEDOUT', 'zero-window probes unanswered');
+      return;
+    }
+    this.persistAt = this.now + this.persistInterval();
+  }
+
+  private onKeepAliveTimeout(): void {
+    if (!this.config.keepAlive || !this.isSynchronized()) return;
+    // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6.
+    if (this.keepAliveSent >= this.config.keepAliveProbes) {
+      this.fail('ETIMEDOUT', 'keepalive probes unanswered');
+      return;
+    }
+    this.keepAliveSent++;
+    this.stats.keepAliveProbes++;
+    this.probePending = 'keepalive';
+    this.keepAliveAt = this.now + this.config.keepAliveIntervalMs;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /**
+   * Processes one incoming segment for this connection (RFC 9293 §3.10.7), already
+   * checksummed and demultiplexed. The caller then calls `dispatch`.
+   */
+  process(seg: IncomingSegment, now: number): void {
+    this.now = now;
+    this.stats.segmentsIn++;
+    switch (this.state) {
+      case 'CLOSED':
+      case 'LISTEN':
+        return;
+      case 'SYN-SENT':
+        this.optionRegistry.read(this, seg);
+        this.processSynSent(seg);
+        return;
+      default:
+        this.optionRegistry.read(this, seg);
+        this.processSynchronized(seg);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.3: SYN-SENT. */
+  private processSynSent(seg: IncomingSegment): void {
+    const f = seg.flags;
+    const hasAck = (f & TcpFlags.ACK) !== 0;
+    // First: the ACK must cover our SYN exactly (ISS < SEG.ACK <= SND.NXT).
+    if (hasAck && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if (!(f & TcpFlags.RST)) this.queueReset(seg.ack, undefined);
+      return;
+    }
+    // Second: RST. RFC 5961 §3.2 for SYN-SENT: only an acceptable ACK makes it valid.
+    if (f & TcpFlags.RST) {
+      if (hasAck) this.fail('ECONNREFUSED', 'connection refused by the peer (RST)');
+      return;
+    }
+    // Fourth: SYN.
+    if (!(f & TcpFlags.SYN)) return;
+    this.takeSynOptions(seg);
+    this.irs = seg.seq;
+    this.receiveBuffer.start(seqAdd(seg.seq, CONTROL_LEN));
+    if (this.timestampsEnabled && seg.tsVal !== undefined) this.acceptTimestamp(seg.tsVal);
+    this.lastReceiveAt = this.now;
+    if (hasAck) {
+      this.ackAdvancesTo(seg.ack);
+      // RFC 7323 §2.2: the window of a SYN segment is not scaled.
+      this.updateSendWindow(seg.window, seg.seq, seg.ack, true);
+      this.synPending = false;
+      this.establish();
+      this.ackNow = true;
+      if (seg.payload.length > 0) this.acceptData(seqAdd(seg.seq, CONTROL_LEN), seg.payload);
+    } else {
+      // Simultaneous open (RFC 9293 §3.5, Figure 8): answer with SYN-ACK.
+      this.setState('SYN-RECEIVED');
+      this.updateSendWindow(seg.window, seg.seq, 0, true);
+      this.synPending = true;
+      this.sndNxt = this.iss;
+    }
+  }
+
+  /** RFC 9293 §3.10.7.4: every state after SYN-SENT. */
+  private processSynchronized(seg: IncomingSegment): void {
+    const f = seg.flags;
+    const segLen = seg.payload.length + (f & TcpFlags.SYN ? 1 : 0) + (f & TcpFlags.FIN ? 1 : 0);
+
+    // RFC 7323 §5.3 PAWS, before the acceptability test.
+    if (
+      this.timestampsEnabled &&
+      seg.tsVal !== undefined &&
+      !(f & TcpFlags.RST) &&
+      seqLt(seg.tsVal, this.tsRecent) &&
+      this.now - this.tsRecentAge < PAWS_IDLE_MS
+    ) {
+      this.stats.pawsDrops++;
+      this.ackNow = true;
+      return;
+    }
+
+    // First: sequence acceptability (RFC 9293 §3.10.7.4, the four cases).
+    if (!this.segmentAcceptable(seg.seq, segLen)) {
+      this.stats.outOfWindowDrops++;
+      if (!(f & TcpFlags.RST)) {
+        // In TIME-WAIT a retransmitted FIN is answered and restarts the 2MSL wait.
+        if (this.state === 'TIME-WAIT' && f & TcpFlags.FIN) this.timeWaitAt = this.now + 2 * this.config.mslMs;
+        this.ackNow = true;
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
+    if (f & TcpFlags.RST) {
+      if (seg.seq === this.rcvNxt) {
+        if (this.state === 'SYN-RECEIVED' && this.passiveOpen) {
+          // RFC 9293: a passive SYN-RECEIVED connection goes back to LISTEN; ours is discarded.
+          this.enterClosed(undefined);
+        } else if (this.state === 'CLOSING' || this.state === 'LAST-ACK' || this.state === 'TIME-WAIT') {
+          this.enterClosed(undefined);
+        } else {
+          this.fail(this.state === 'SYN-RECEIVED' ? 'ECONNREFUSED' : 'ECONNRESET', 'connection reset by the peer');
+        }
+      } else {
+        this.challengeAck();
+      }
+      return;
+    }
+
+    // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop.
+    if (f & TcpFlags.SYN) {
+      if (this.state === 'SYN-RECEIVED' && seg.seq === this.irs) {
+        // Our SYN-ACK was lost: the peer retransmitted its SYN. Answer it again.
+        this.synPending = true;
+        return;
+      }
+      this.challengeAck();
+      return;
+    }
+
+    // Fifth: ACK. A segment without ACK is dropped.
+    if (!(f & TcpFlags.ACK)) return;
+
+    // RFC 7323 §4.3: update TS.Recent from segments covering Last.ACK.sent.
+    if (this.timestampsEnabled && seg.tsVal !== undefined && seqLe(seg.seq, this.lastAckSent)) {
+      if (seqGe(seg.tsVal, this.tsRecent)) this.acceptTimestamp(seg.tsVal);
+    }
+    this.lastReceiveAt = this.now;
+    if (this.config.keepAlive) {
+      this.keepAliveSent = 0;
+      this.keepAliveAt = this.now + this.config.keepAliveIdleMs;
+    }
+
+    if (this.state === 'SYN-RECEIVED') {
+      if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        this.updateSendWindow(seg.window, seg.seq, seg.ack, false);
+        this.ackAdvancesTo(seg.ack);
+        this.synPending = false;
+        this.establish();
+      } else {
+        this.queueReset(seg.ack, undefined);
+        return;
+      }
+    } else if (!this.processAck(seg)) {
+      return;
+    }
+    if (this.state === 'CLOSED') return;
+
+    // Seventh: segment text.
+    if (seg.payload.length > 0) {
+      switch (this.state) {
+        case 'ESTABLISHED':
+        case 'FIN-WAIT-1':
+        case 'FIN-WAIT-2':
+          if (this.receiveClosed) {
+            // Data for an application that closed: it can never be read (RFC 9293 §3.10.7.4; RFC 2525 §2.17).
+            this.rstPending = true;
+            return;
+          }
+          this.acceptData(seg.seq, seg.payload);
+          break;
+        default:
+          // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent FIN; ignore.
+          break;
+      }
+    }
+
+    // Eighth: FIN.
+    if (f & TcpFlags.FIN) {
+      const finSeq = seqAdd(seg.seq, seg.payload.length);
+      if (this.peerFinSeq === undefined) this.peerFinSeq = finSeq;
+      this.ackNow = true;
+    }
+    this.maybeReachPeerFin();
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 fifth step for synchronized states, with RFC 5961 §5.2 ACK
+   * validation and the loss-recovery bookkeeping. Returns false when the segment must
+   * be dropped.
+   */
+  private processAck(seg: IncomingSegment): boolean {
+    const ack = seg.ack;
+    // RFC 5961 §5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+    if (seqGt(ack, this.sndMax)) {
+      this.challengeAck();
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -max(this.maxSndWnd, 1)))) {
+      this.challengeAck();
+      return false;
+    }
+
+    let sackInfo = { newlySacked: 0, dsack: false };
+    if (this.sackEnabled && seg.sackBlocks !== undefined && seg.sackBlocks.length > 0) {
+      const r = this.scoreboard.update(seqMax(this.sndUna, ack), seg.sackBlocks, this.sndMax);
+      sackInfo = { newlySacked: r.newlySacked, dsack: r.dsack };
+    }
+
+    const advanced = seqGt(ack, this.sndUna);
+    const windowBefore = this.sndWnd;
+    // RFC 9293 §3.10.7.4: update the send window from newer segments only.
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack)) || this.sndWnd === 0) {
+      if (seqGe(ack, this.sndUna)) this.updateSendWindow(seg.window, seg.seq, ack, false);
+    }
+
+    if (advanced) {
+      this.onNewAck(seg, ack);
+    } else if (
+      ack === this.sndUna &&
+      seg.payload.length === 0 &&
+      !(seg.flags & (TcpFlags.SYN | TcpFlags.FIN)) &&
+      this.sndWnd === windowBefore &&
+      seqGt(this.sndMax, this.sndUna)
+    ) {
+      // RFC 5681 §2: a duplicate ACK (or RFC 6675: one carrying new SACK information).
+      this.onDuplicateAck(sackInfo.newlySacked > 0);
+    }
+    if (this.state === 'CLOSED') return false;
+
+    // State changes an ACK of our FIN brings (RFC 9293 §3.10.7.4 fifth step).
+    const finAcked = this.finSent && seqGt(ack, this.finSeq);
+    if (finAcked) {
+      switch (this.state) {
+        case 'FIN-WAIT-1':
+          this.setState('FIN-WAIT-2');
+          // Orphaned connections must not linger forever in FIN-WAIT-2 (Linux tcp_fin_timeout).
+          if (this.receiveClosed) this.finWait2At = this.now + this.config.finWait2TimeoutMs;
+          break;
+        case 'CLOSING':
+          this.enterTimeWait();
+          return false;
+        case 'LAST-ACK':
+          this.enterClosed(undefined);
+          return false;
+        default:
+          break;
+      }
+    }
+    return true;
+  }
+
+  private onNewAck(seg: IncomingSegment, ack: number): void {
+    const acked = seqDiff(ack, this.sndUna);
+    let sampled = false;
+    // RTT: RFC 7323 §4 from the echoed timestamp, else Karn's timed segment (RFC 6298 §3).
+    if (this.timestampsEnabled && seg.tsEcr !== undefined && seg.tsEcr !== 0) {
+      const sample = seqDiff(this.tsNow(), seg.tsEcr);
+      if (sample >= 0) {
+        this.takeRttSample(sample);
+        sampled = true;
+      }
+    } else if (this.rttTimedSeq !== undefined && seqGt(ack, this.rttTimedSeq)) {
+      this.takeRttSample(this.now - this.rttTimedAt);
+      sampled = true;
+      this.rttTimedSeq = undefined;
+    }
+
+    const dataAcked = this.ackAdvancesTo(ack);
+    this.retransmitCount = 0;
+    this.persistBackoff = 0;
+
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recoveryPoint)) {
+        // RFC 6582 §3.2 step 3 / RFC 6675 §5: full ACK ends recovery.
+        this.inRecovery = false;
+        this.dupAcks = 0;
+        this.phase = 'open';
+        this.congestion.onPhaseChange(this.cc, 'open');
+      } else if (!this.sackEnabled) {
+        // RFC 6582 §3.2 step 4: partial ACK: retransmit the next hole, deflate cwnd.
+        this.retransmitHole();
+        this.cc.cwnd = max(this.cc.cwnd - acked + (acked >= this.sendMss() ? this.sendMss() : 0), this.sendMss());
+        this.restartRetransmitTimer();
+      }
+    } else {
+      this.dupAcks = 0;
+      if (this.phase === 'loss' && seqGe(ack, this.recoveryPoint)) {
+        this.phase = 'open';
+        this.congestion.onPhaseChange(this.cc, 'open');
+      }
+      this.congestion.onAck(this.cc, { ackedBytes: acked, rttMs: sampled ? this.rtt.latestRttMs : undefined });
+    }
+
+    // RFC 6298 §5.2–5.3: stop the timer when all is acknowledged, else restart it.
+    if (seqGe(this.sndUna, this.sndMax)) {
+      this.retransmitAt = undefined;
+      this.stalledSince = undefined;
+    } else {
+      this.restartRetransmitTimer();
+      this.stalledSince = this.now;
+    }
+    if (dataAcked > 0) this.events.onWritable?.();
+  }
+
+  private onDuplicateAck(newSack: boolean): void {
+    this.stats.dupAcksIn++;
+    this.dupAcks++;
+    if (this.inRecovery) {
+      // RFC 6582 §3.2 step 3 (without SACK): inflate cwnd for each segment that left the network.
+      if (!this.sackEnabled) this.cc.cwnd += this.sendMss();
+      return;
+    }
+    const lost =
+      this.sackEnabled &&
+      (newSack || this.dupAcks >= DUP_THRESH) &&
+      this.scoreboard.isLost(this.sndUna, this.sendMss());
+    if (this.dupAcks >= DUP_THRESH || lost) {
+      // RFC 6582 §3.2 step 2: only if the ACK covers more than the last recovery point.
+      if (!this.sackEnabled && seqLe(this.sndUna, this.recoveryPoint) && this.phase === 'loss') return;
+      this.enterRecovery();
+    }
+  }
+
+  private enterRecovery(): void {
+    this.stats.fastRetransmits++;
+    this.inRecovery = true;
+    this.recoveryPoint = this.sndMax;
+    this.phase = 'recovery';
+    // RFC 6675 §5 step 3: HighRxt = HighACK.
+    this.scoreboard.clearRetransmitted();
+    this.congestion.onPhaseChange(this.cc, 'recovery');
+    if (!this.sackEnabled) {
+      // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS.
+      this.cc.cwnd = this.cc.ssthresh + DUP_THRESH * this.sendMss();
+    }
+    this.retransmitHole();
+    this.restartRetransmitTimer();
+  }
+
+  /** Marks the first unacknowledged segment for immediate retransmission. */
+  private retransmitHole(): void {
+    this.pendingRetransmit = this.sndUna;
+  }
+
+  private pendingRetransmit: number | undefined;
+
+  private takeRttSample(ms: number): void {
+    this.rtt.sample(ms);
+    // RFC 6298 §5.7 / Karn: a fresh sample ends the backoff.
+    this.rtt.resetBackoff();
+  }
+
+  /** Moves SND.UNA forward, frees acknowledged data; returns the data bytes acknowledged. */
+  private ackAdvancesTo(ack: number): number {
+    if (!seqGt(ack, this.sndUna)) return 0;
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    if (this.sackEnabled) this.scoreboard.ack(ack);
+    // The send buffer works in sequence space: an ACK of only the SYN frees nothing,
+    // and one covering the FIN is clamped to the end of the data.
+    return this.sendBuffer.ack(ack);
+  }
+
+  private updateSendWindow(window: number, seq: number, ack: number, isSyn: boolean): void {
+    const scaled = isSyn ? window : window * 2 ** this.sndWscale;
+    this.sndWnd = scaled;
+    this.sndWl1 = seq;
+    this.sndWl2 = ack;
+    if (scaled > this.maxSndWnd) this.maxSndWnd = scaled;
+    if (scaled > 0) {
+      this.persistAt = undefined;
+      this.persistBackoff = 0;
+    }
+  }
+
+  private acceptData(seq: number, payload: Uint8Array): void {
+    const before = this.rcvNxt;
+    const outOfOrderBefore = this.receiveBuffer.hasOutOfOrder;
+    const { accepted, advanced } = this.receiveBuffer.insert(seq, payload);
+    this.stats.bytesReceived += advanced;
+    if (accepted === 0 && (seqLe(seqAdd(seq, payload.length), before) || seqGt(seq, before))) {
+      // RFC 2883: report the duplicate with a D-SACK block.
+      this.dsackBlock = { left: seq, right: seqAdd(seq, payload.length) };
+      this.ackNow = true;
+    } else if (advanced === 0 || this.receiveBuffer.hasOutOfOrder || outOfOrderBefore) {
+      // RFC 5681 §4.2: out-of-order data, or data filling a gap, is acknowledged at once.
+      this.ackNow = true;
+    } else {
+      this.scheduleAck(payload.length);
+    }
+    if (advanced > 0) this.events.onReadable?.();
+  }
+
+  /** RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK every second full segment, or after the delay. */
+  private scheduleAck(length: number): void {
+    if (this.quickAcksLeft > 0) {
+      this.quickAcksLeft--;
+      this.ackNow = true;
+      return;
+    }
+    if (length >= this.announcedMss - 40) this.fullSegmentsUnacked++;
+    if (this.fullSegmentsUnacked >= 2) {
+      this.ackNow = true;
+      return;
+    }
+    if (this.delayedAckAt === undefined) this.delayedAckAt = this.now + this.config.delayedAckMs;
+  }
+
+  private maybeReachPeerFin(): void {
+    if (this.peerFinReceived || this.peerFinSeq === undefined || this.rcvNxt !== this.peerFinSeq) return;
+    this.peerFinReceived = true;
+    this.rcvFinOffset = 1;
+    this.ackNow = true;
+    switch (this.state) {
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+        this.setState('CLOSE-WAIT');
+        break;
+      case 'FIN-WAIT-1':
+        // Our FIN is not acknowledged yet: simultaneous close (RFC 9293 Figure 13).
+        this.setState('CLOSING');
+        break;
+      case 'FIN-WAIT-2':
+        this.finWait2At = undefined;
+        this.enterTimeWait();
+        break;
+      default:
+        break;
+    }
+    this.events.onRemoteEnd?.();
+  }
+
+  /** 1 once the peer's FIN is received: it takes one sequence number after the data. */
+  private rcvFinOffset = 0;
+
+  /** The acknowledgment number to send: RCV.NXT, plus one for a received FIN. */
+  private ackNumber(): number {
+    return seqAdd(this.rcvNxt, this.rcvFinOffset);
+  }
+
+  private segmentAcceptable(seq: number, segLen: number): boolean {
+    const rcvNxt = this.ackNumber();
+    const wnd = max(0, seqDiff(this.rcvAdvertisedEdge, rcvNxt));
+    if (segLen === 0) {
+      if (wnd === 0) return seq === rcvNxt;
+      return seqLe(rcvNxt, seq) && seqLt(seq, seqAdd(rcvNxt, wnd));
+    }
+    if (wnd === 0) return false;
+    const last = seqAdd(seq, segLen - 1);
+    const end = seqAdd(rcvNxt, wnd);
+    return (seqLe(rcvNxt, seq) && seqLt(seq, end)) || (seqLe(rcvNxt, last) && seqLt(last, end));
+  }
+
+  private challengeAck(): void {
+    // RFC 5961 §7: rate-limit challenge ACKs.
+    if (this.now - this.challengeWindowStart >= 1000) {
+      this.challengeWindowStart = this.now;
+      this.challengeCount = 0;
+    }
+    if (this.challengeCount >= CHALLENGE_ACKS_PER_SECOND) return;
+    this.challengeCount++;
+    this.stats.challengeAcks++;
+    this.ackNow = true;
+  }
+
+  private resetQueue: { seq: number; ack: number | undefined } | undefined;
+
+  private queueReset(seq: number, ack: number | undefined): void {
+    this.resetQueue = { seq, ack };
+  }
+
+  private takeSynOptions(seg: IncomingSegment): void {
+    if (seg.mss !== undefined && seg.mss > 0) this.peerMss = seg.mss;
+    this.peerOffered.timestamps = seg.tsVal !== undefined;
+    this.peerOffered.sack = seg.sackPermitted === true;
+    this.peerOffered.wscale = seg.wscale !== undefined;
+    // Each is in use only when both sides sent it on their SYNs.
+    this.timestampsEnabled = this.config.timestamps && this.peerOffered.timestamps;
+    this.sackEnabled = this.config.sack && this.peerOffered.sack;
+    this.windowScalingEnabled = this.config.windowScaling && this.peerOffered.wscale;
+    // RFC 7323 §2.3: a shift above 14 is treated as 14.
+    this.sndWscale = this.windowScalingEnabled ? min(seg.wscale ?? 0, 14) : 0;
+  }
+
+  private acceptTimestamp(tsVal: number): void {
+    this.tsRecent = tsVal;
+    this.tsRecentAge = this.now;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  tsNow(): number {
+    // RFC 7323 §5.4: a 1 ms clock with a random per-connection offset.
+    return (floor(this.now) + this.tsOffset) >>> 0;
+  }
+
+  sackBlocksToSend(): SackBlock[] {
+    // RFC 2018 §3: with timestamps only three blocks fit in 40 bytes.
+    const room = this.timestampsEnabled ? 3 : 4;
+    const blocks = this.receiveBuffer.sackBlocks(room);
+    if (this.dsackBlock !== undefined) {
+      // RFC 2883 §4: the D-SACK block first, then the usual blocks.
+      return [this.dsackBlock, ...blocks].slice(0, room);
+    }
+    return blocks;
+  }
+
+  /** Produces every segment that is due now. */
+  dispatch(now: number, emit: (segment: TcpRepr) => void): void {
+    this.now = now;
+    if (this.resetQueue !== undefined) {
+      const r = this.resetQueue;
+      this.resetQueue = undefined;
+      this.emitControl(emit, r.seq, r.ack === undefined ? TcpFlags.RST : TcpFlags.RST | TcpFlags.ACK, r.ack ?? 0);
+    }
+    if (this.state === 'CLOSED') return;
+    if (this.rstPending) {
+      this.rstPending = false;
+      // RFC 9293 §3.10.5: <SEQ=SND.NXT><CTL=RST>.
+      this.emitControl(emit, this.sndNxt, TcpFlags.RST, 0);
+      this.enterClosed(undefined, true);
+      return;
+    }
+    if (this.synPending) {
+      this.synPending = false;
+      this.emitSyn(emit);
+      return;
+    }
+    let sentSomething = false;
+    if (this.isSynchronized() && this.state !== 'TIME-WAIT') sentSomething = this.sendData(emit);
+    if (this.probePending !== undefined) {
+      // Zero-window and keepalive probes: a segment the peer must answer, carrying no data
+      // (RFC 9293 §3.8.6.1; RFC 1122 §4.2.3.6): sequence number SND.UNA - 1.
+      this.probePending = undefined;
+      this.emitSegment(emit, seqAdd(this.sndUna, -1), TcpFlags.ACK, EMPTY);
+      sentSomething = true;
+    }
+    if (!sentSomething && this.ackNow && this.state !== 'SYN-SENT') {
+      this.emitSegment(emit, this.sndNxt, TcpFlags.ACK, EMPTY);
+    }
+    this.armPersistTimer();
+  }
+
+  private emitSyn(emit: (segment: TcpRepr) => void): void {
+    const flags = this.state === 'SYN-SENT' ? TcpFlags.SYN : TcpFlags.SYN | TcpFlags.ACK;
+    this.emitSegment(emit, this.iss, flags, EMPTY);
+    this.sndNxt = seqAdd(this.iss, CONTROL_LEN);
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    if (this.retransmitAt === undefined) this.retransmitAt = this.now + this.rtt.rtoMs;
+  }
+
+  /**
+   * Sends new data and retransmissions while the windows allow (RFC 5681, RFC 6675
+   * §5 for SACK recovery), with Nagle (RFC 9293 §3.7.4) and sender-side silly window
+   * avoidance (§3.8.6.2.1). Returns whether a segment went out.
+   */
+  private sendData(emit: (segment: TcpRepr) => void): boolean {
+    let sent = false;
+    // The payload of a full-sized segment: the MSS less the options every segment carries.
+    const mss = max(1, this.sendMss() - this.optionBytesEstimate());
+    // A fast retransmission first (RFC 5681 §3.2 step 4; RFC 6582 partial ACKs).
+    if (this.pendingRetransmit !== undefined) {
+      const seq = this.pendingRetransmit;
+      this.pendingRetransmit = undefined;
+      if (seqLt(seq, this.sndMax) && seqGe(seq, this.sndUna)) {
+        this.emitDataSegment(emit, seq, mss, true);
+        sent = true;
+      }
+    }
+    for (let guard = 0; guard < 10_000; guard++) {
+      const inFlight = this.bytesInFlight();
+      const cwndRoom = this.cc.cwnd - inFlight;
+      if (cwndRoom < 1) break;
+      // RFC 6675 §5 NextSeg(): first a lost hole, then new data.
+      if (this.inRecovery && this.sackEnabled) {
+        const hole = this.scoreboard.nextLostHole(this.sndUna, this.sndMax, mss);
+        if (hole !== undefined) {
+          this.emitDataSegment(emit, hole.seq, min(mss, hole.len), true);
+          sent = true;
+          continue;
+        }
+      }
+      const unsent = this.unsentBytes();
+      const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+      const finDue = this.finQueued && !this.finSent && unsent === 0 && this.canSendFinState();
+      if (unsent === 0 && !finDue) break;
+      if (unsent > 0) {
+        let len = min(unsent, mss, cwndRoom, windowRoom);
+        if (this.sackEnabled && seqLt(this.sndNxt, this.sndMax)) {
+          // Going back N after a timeout: skip what the peer already SACKed.
+          const next = this.scoreboard.nextUnsacked(this.sndNxt);
+          if (next !== this.sndNxt) {
+            this.sndNxt = seqLt(next, this.sndMax) ? next : this.sndMax;
+            continue;
+          }
+          len = min(len, this.scoreboard.unsackedRun(this.sndNxt, len) || len);
+        }
+        if (len <= 0) break;
+        // Nagle: no small segment while data is outstanding, unless TCP_NODELAY.
+        const outstanding = seqGt(this.sndMax, this.sndUna);
+        if (len < mss && len < unsent) {
+          // Window- or cwnd-limited to a partial segment: silly window avoidance waits,
+          // unless it is at least half the largest window ever offered.
+          if (len < this.maxSndWnd / 2 && outstanding) break;
+        }
+        if (len < mss && len === unsent && outstanding && !this.config.noDelay && !this.finQueued) break;
+        len = this.emitDataSegment(emit, this.sndNxt, len, false);
+        if (len === 0) break;
+        sent = true;
+        continue;
+      }
+      // Only the FIN remains.
+      this.finSeq = this.sndNxt;
+      this.finSent = true;
+      this.emitSegment(emit, this.sndNxt, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+      this.sndNxt = seqAdd(this.sndNxt, CONTROL_LEN);
+      this.sndMax = seqMax(this.sndMax, this.sndNxt);
+      this.afterFinSent();
+      if (this.retransmitAt === undefined) this.retransmitAt = this.now + this.rtt.rtoMs;
+      sent = true;
+      break;
+    }
+    return sent;
+  }
+
+  /**
+   * Emits one data segment at `seq` of at most `maxLen` bytes (payload taken from the
+   * send buffer, never across a metadata boundary), with FIN when it carries the last
+   * byte and FIN is due. Returns the payload length.
+   */
+  private emitDataSegment(
+    emit: (segment: TcpRepr) => void,
+    seq: number,
+    maxLen: number,
+    retransmission: boolean,
+  ): number {
+    const offset = seqDiff(seq, this.dataStartSeq());
+    if (offset < 0) return 0;
+    const available = this.sendBuffer.length - offset;
+    if (available <= 0) {
+      // Nothing but the FIN lies here (a retransmission of it).
+      if (this.finSent && seq === this.finSeq) {
+        this.emitSegment(emit, seq, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+        this.noteSent(seq, CONTROL_LEN, retransmission);
+      }
+      return 0;
+    }
+    // Options shrink the payload so the packet still fits the MTU (RFC 6691).
+    const optionRoom = this.optionBytesEstimate();
+    const payload = this.sendBuffer.read(
+      seqAdd(this.sendBuffer.startSeq, offset),
+      min(maxLen, available, this.sendMss() - optionRoom),
+    );
+    if (payload.length === 0) return 0;
+    let flags = TcpFlags.ACK;
+    const end = seqAdd(seq, payload.length);
+    const isLast = offset + payload.length === this.sendBuffer.length;
+    if (isLast) flags |= TcpFlags.PSH;
+    const withFin = isLast && this.finQueued && this.canSendFinState() && (!this.finSent || this.finSeq === end);
+    if (withFin) flags |= TcpFlags.FIN;
+    this.emitSegment(emit, seq, flags, payload);
+    if (withFin) {
+      this.finSeq = end;
+      if (!this.finSent) {
+        this.finSent = true;
+        this.afterFinSent();
+      }
+    }
+    const seqLen = payload.length + (withFin ? CONTROL_LEN : 0);
+    this.noteSent(seq, seqLen, retransmission || seqLt(seq, this.sndMax));
+    return payload.length;
+  }
+
+  private noteSent(seq: number, seqLen: number, retransmission: boolean): void {
+    const end = seqAdd(seq, seqLen);
+    const dataLen = seqLen;
+    if (retransmission) {
+      this.stats.bytesRetransmitted += dataLen;
+      if (this.sackEnabled) this.scoreboard.markRetransmitted(seq, seqLen);
+      if (this.rttTimedSeq !== undefined && seqLe(seq, this.rttTimedSeq) && seqLt(this.rttTimedSeq, end)) {
+        this.rttTimedSeq = undefined; // Karn: never time a retransmitted segment
+      }
+    } else {
+      this.stats.bytesSent += dataLen;
+      if (!this.timestampsEnabled && this.rttTimedSeq === undefined) {
+        this.rttTimedSeq = seq;
+        this.rttTimedAt = this.now;
+      }
+    }
+    // A retransmitted hole below SND.NXT leaves it alone; sending at SND.NXT moves it on.
+    if (seqLe(seq, this.sndNxt) && seqGt(end, this.sndNxt)) this.sndNxt = end;
+    this.sndMax = seqMax(this.sndMax, end);
+    if (this.retransmitAt === undefined) this.retransmitAt = this.now + this.rtt.rtoMs;
+    if (this.stalledSince === undefined) this.stalledSince = this.now;
+  }
+
+  private emitSegment(emit: (segment: TcpRepr) => void, seq: number, flags: number, payload: Uint8Array): void {
+    const options = this.optionRegistry.write(this, flags, seq, payload.length);
+    const sendsAck = (flags & TcpFlags.ACK) !== 0;
+    const ack = sendsAck ? this.ackNumber() : 0;
+    const window = this.advertiseWindow(flags);
+    emit({
+      srcPort: this.local.port,
+      dstPort: this.remote.port,
+      seq,
+      ack,
+      flags,
+      window,
+      urgentPointer: 0,
+      options,
+      payload,
+    });
+    this.stats.segmentsOut++;
+    this.lastSendAt = this.now;
+    if (sendsAck) {
+      this.lastAckSent = ack;
+      this.ackNow = false;
+      this.delayedAckAt = undefined;
+      this.fullSegmentsUnacked = 0;
+      this.dsackBlock = undefined;
+    }
+  }
+
+  private emitControl(emit: (segment: TcpRepr) => void, seq: number, flags: number, ack: number): void {
+    emit({
+      srcPort: this.local.port,
+      dstPort: this.remote.port,
+      seq,
+      ack,
+      flags,
+      window: 0,
+      urgentPointer: 0,
+      options: [] as TcpOption[],
+      payload: EMPTY,
+    });
+    this.stats.segmentsOut++;
+  }
+
+  /**
+   * The window field to send (RFC 7323 §2.3 scaled), with receiver-side silly window
+   * avoidance (RFC 9293 §3.8.6.2.2) and never moving the right edge left (§3.8.6.2.1).
+   */
+  private advertiseWindow(flags: number): number {
+    const rcvNxt = this.ackNumber();
+    const free = this.receiveWindowNow();
+    const current = max(0, seqDiff(this.rcvAdvertisedEdge, rcvNxt));
+    let wnd = current;
+    const threshold = min(this.config.receiveBuffer / 2, this.announcedMss);
+    if (
+      free >= current + threshold ||
+      (free > current && current === 0 && free >= threshold) ||
+      this.rcvAdvertisedEdge === 0
+    ) {
+      wnd = free;
+    }
+    if (flags & TcpFlags.SYN) {
+      // RFC 7323 §2.2: the window of a SYN is not scaled.
+      const field = min(wnd, 0xffff);
+      this.rcvAdvertisedEdge = seqAdd(rcvNxt, field);
+      return field;
+    }
+    const shift = this.windowScalingEnabled ? this.rcvWscale : 0;
+    const field = min(0xffff, floor(wnd / 2 ** shift));
+    const edge = seqAdd(rcvNxt, field * 2 ** shift);
+    if (seqGt(edge, this.rcvAdvertisedEdge) || this.rcvAdvertisedEdge === 0) this.rcvAdvertisedEdge = edge;
+    return field;
+  }
+
+  private receiveWindowNow(): number {
+    return this.receiveBuffer.window;
+  }
+
+  /** After the application read: send a window update when the window opened enough. */
+  private maybeWindowUpdate(freeBefore: number): void {
+    const free = this.receiveWindowNow();
+    const advertised = max(0, seqDiff(this.rcvAdvertisedEdge, this.ackNumber()));
+    if (
+      free - advertised >= min(2 * this.announcedMss, this.config.receiveBuffer / 2) ||
+      (advertised < this.announcedMss && free >= this.announcedMss && freeBefore < free)
+    ) {
+      if (this.isSynchronized()) this.ackNow = true;
+    }
+  }
+
+  private armPersistTimer(): void {
+    // RFC 9293 §3.8.6.1: data waits on a zero window with nothing in flight: probe later.
+    if (this.sndWnd === 0 && this.hasUnsentData() && !seqGt(this.sndMax, this.sndUna) && this.isSynchronized()) {
+      if (this.persistAt === undefined) this.persistAt = this.now + this.persistInterval();
+    } else if (this.sndWnd > 0) {
+      this.persistAt = undefined;
+    }
+  }
+
+  private persistInterval(): number {
+    return min(this.config.maxRtoMs, this.rtt.rtoMs * 2 ** min(this.persistBackoff, 16));
+  }
+
+  private restartRetransmitTimer(): void {
+    this.retransmitAt = this.now + this.rtt.rtoMs;
+  }
+
+  // ---------------------------------------------------------------- state helpers
+
+  private get passiveOpen(): boolean {
+    return this.isPassive;
+  }
+
+  /** Set by the listener for connections it accepted. */
+  isPassive = false;
+
+  private establish(): void {
+    this.setState('ESTABLISHED');
+    this.retransmitAt = seqGt(this.sndMax, this.sndUna) ? this.now + this.rtt.rtoMs : undefined;
+    this.retransmitCount = 0;
+    this.stalledSince = undefined;
+    this.congestion.init(this.cc);
+    this.congestion.onEvent?.(this.cc, 'established');
+    if (this.config.keepAlive) this.keepAliveAt = this.now + this.config.keepAliveIdleMs;
+    this.events.onEstablished?.();
+    if (this.sendBuffer.free > 0) this.events.onWritable?.();
+  }
+
+  private afterFinSent(): void {
+    switch (this.state) {
+      case 'ESTABLISHED':
+      case 'SYN-RECEIVED':
+        this.setState('FIN-WAIT-1');
+        break;
+      case 'CLOSE-WAIT':
+        this.setState('LAST-ACK');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private enterTimeWait(): void {
+    this.setState('TIME-WAIT');
+    this.retransmitAt = undefined;
+    this.persistAt = undefined;
+    this.keepAliveAt = undefined;
+    this.finWait2At = undefined;
+    this.delayedAckAt = undefined;
+    this.ackNow = true;
+    this.timeWaitAt = this.now + 2 * this.config.mslMs;
+  }
+
+  private fail(code: TcpErrorCode, message: string): void {
+    this.errorValue = new TcpError(code, message);
+    this.enterClosed(this.errorValue);
+  }
+
+  private enterClosed(error: TcpError | undefined, byAbort = false): void {
+    if (byAbort && error === undefined) this.errorValue = undefined;
+    this.setState('CLOSED');
+    this.retransmitAt = undefined;
+    this.delayedAckAt = undefined;
+    this.persistAt = undefined;
+    this.keepAliveAt = undefined;
+    this.timeWaitAt = undefined;
+    this.finWait2At = undefined;
+    this.ackNow = false;
+    this.synPending = false;
+    this.probePending = undefined;
+    if (!this.closedEmitted) {
+      this.closedEmitted = true;
+      this.congestion.release?.();
+      this.events.onClosed?.(error);
+    }
+  }
+
+  private setState(next: TcpState): void {
+    const prev = this.state;
+    if (prev === next) return;
+    this.state = next;
+    this.events.onStateChange?.(prev, next);
+  }
+
+  isSynchronized(): boolean {
+    return (
+      this.state !== 'CLOSED' && this.state !== 'LISTEN' && this.state !== 'SYN-SENT' && this.state !== 'SYN-RECEIVED'
+    );
+  }
+
+  private canSend(): boolean {
+    return (
+      !this.finQueued &&
+      (this.state === 'SYN-SENT' ||
+        this.state === 'SYN-RECEIVED' ||
+        this.state === 'ESTABLISHED' ||
+        this.state === 'CLOSE-WAIT')
+    );
+  }
+
+  private canSendFinState(): boolean {
+    return (
+      this.state === 'ESTABLISHED' ||
+      this.state === 'CLOSE-WAIT' ||
+      this.state === 'FIN-WAIT-1' ||
+      this.state === 'CLOSING' ||
+      this.state === 'LAST-ACK'
+    );
+  }
+
+  /** The sequence number of the first byte in the send buffer. */
+  private dataStartSeq(): number {
+    return this.sendBuffer.startSeq;
+  }
+
+  private unsentBytes(): number {
+    const sentData = seqDiff(this.sndNxt, this.dataStartSeq());
+    // Past the data, SND.NXT may also cover our FIN: nothing is unsent then.
+    return max(0, this.sendBuffer.length - max(0, sentData));
+  }
+
+  private hasUnsentData(): boolean {
+    return this.unsentBytes() > 0;
+  }
+
+  private hasDataOrFinToSend(): boolean {
+    if (!this.isSynchronized()) return false;
+    return this.pendingRetransmit !== undefined || this.hasUnsentData() || (this.finQueued && !this.finSent);
+  }
+
+  /** RFC 6675 pipe in SACK recovery; otherwise FlightSize (RFC 5681). */
+  private bytesInFlight(): number {
+    if (this.inRecovery && this.sackEnabled) {
+      return this.scoreboard.setPipe(this.sndUna, this.sndMax, this.sendMss());
+    }
+    return max(0, seqDiff(this.sndNxt, this.sndUna));
+  }
+
+  /** The largest payload per segment, before options (RFC 9293 §3.7.1, RFC 6691). */
+  sendMss(): number {
+    return max(1, min(this.peerMss, this.announcedMss));
+  }
+
+  private optionBytesEstimate(): number {
+    let n = 0;
+    if (this.timestampsEnabled) n += 12;
+    if (this.sackEnabled && (this.receiveBuffer.hasOutOfOrder || this.dsackBlock !== undefined)) {
+      n += min(4 + 8 * this.sackBlocksToSend().length, 40 - n);
+    }
+    return n;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** RFC 7323 §2.3: the smallest shift that lets the window cover the buffer, at most 14. */
+function windowScaleFor(buffer: number): number {
+  let shift = 0;
+  while (shift < 14 && 0xffff * 2 ** shift < buffer) shift++;
+  return shift;
+}
