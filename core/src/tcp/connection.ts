@@ -1118,7 +1118,8 @@ export class TcpConnection implements TcpOptionHost {
         }
         if (len <= 0) break;
         // Nagle: no small segment while data is outstanding, unless TCP_NODELAY.
-        const outstanding = seqGt(this.sndMax, this.sndUna);
+        // Neither rule applies to resending data already sent (going back N).
+        const outstanding = seqGt(this.sndMax, this.sndUna) && !seqLt(this.sndNxt, this.sndMax);
         if (len < mss && len < unsent) {
           // Window- or cwnd-limited to a partial segment: silly window avoidance waits,
           // unless it is at least half the largest window ever offered.
