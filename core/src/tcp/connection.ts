@@ -410,6 +410,7 @@ export class TcpConnection implements TcpOptionHost {
   pollAt(): number | undefined {
     let t: number | undefined;
     for (const x of [
+      this.userTimeoutAt(),
       this.retransmitAt,
       this.delayedAckAt,
       this.persistAt,
@@ -429,8 +430,20 @@ export class TcpConnection implements TcpOptionHost {
     );
   }
 
+  /** RFC 9293 §3.8.3 / RFC 5482: when unacknowledged data has waited the user timeout. */
+  private userTimeoutAt(): number | undefined {
+    if (this.config.userTimeoutMs <= 0 || this.stalledSince === undefined || !seqGt(this.sndMax, this.sndUna))
+      return undefined;
+    return this.stalledSince + this.config.userTimeoutMs;
+  }
+
   onTimer(now: number): void {
     this.now = now;
+    const userDeadline = this.userTimeoutAt();
+    if (userDeadline !== undefined && now >= userDeadline) {
+      this.fail('ETIMEDOUT', 'user timeout: data unacknowledged too long');
+      return;
+    }
     if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
       this.timeWaitAt = undefined;
       this.enterClosed(undefined);
@@ -575,6 +588,7 @@ export class TcpConnection implements TcpOptionHost {
     if (this.timestampsEnabled && seg.tsVal !== undefined) this.acceptTimestamp(seg.tsVal);
     this.lastReceiveAt = this.now;
     if (hasAck) {
+      this.sampleHandshakeRtt(seg);
       this.ackAdvancesTo(seg.ack);
       // RFC 7323 §2.2: the window of a SYN segment is not scaled.
       this.updateSendWindow(seg.window, seg.seq, seg.ack, true);
@@ -622,7 +636,8 @@ export class TcpConnection implements TcpOptionHost {
 
     // Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
     if (f & TcpFlags.RST) {
-      if (seg.seq === this.rcvNxt) {
+      // RCV.NXT counts a received FIN (ackNumber), e.g. in TIME-WAIT or CLOSE-WAIT.
+      if (seg.seq === this.ackNumber()) {
         if (this.state === 'SYN-RECEIVED' && this.passiveOpen) {
           // RFC 9293: a passive SYN-RECEIVED connection goes back to LISTEN; ours is discarded.
           this.enterClosed(undefined);
@@ -663,6 +678,7 @@ export class TcpConnection implements TcpOptionHost {
 
     if (this.state === 'SYN-RECEIVED') {
       if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        this.sampleHandshakeRtt(seg);
         this.updateSendWindow(seg.window, seg.seq, seg.ack, false);
         this.ackAdvancesTo(seg.ack);
         this.synPending = false;
@@ -865,6 +881,25 @@ export class TcpConnection implements TcpOptionHost {
 
   private pendingRetransmit: number | undefined;
 
+  /**
+   * The handshake gives the first RTT sample (as Linux takes it): from the echoed
+   * timestamp, or from our SYN's send time unless it was retransmitted (Karn). After a
+   * retransmitted SYN without a sample, RFC 6298 §5.7 sets the RTO to 3 s.
+   */
+  private sampleHandshakeRtt(seg: IncomingSegment): void {
+    if (this.timestampsEnabled && seg.tsEcr !== undefined && seg.tsEcr !== 0) {
+      const sample = seqDiff(this.tsNow(), seg.tsEcr);
+      if (sample >= 0) {
+        this.takeRttSample(sample);
+        return;
+      }
+    }
+    if (this.retransmitCount === 0) this.takeRttSample(this.now - this.synSentAt);
+    else this.rtt.handshakeTimedOut();
+  }
+
+  private synSentAt = 0;
+
   private takeRttSample(ms: number): void {
     this.rtt.sample(ms);
     // RFC 6298 §5.7 / Karn: a fresh sample ends the backoff.
@@ -1064,6 +1099,7 @@ export class TcpConnection implements TcpOptionHost {
 
   private emitSyn(emit: (segment: TcpRepr) => void): void {
     const flags = this.state === 'SYN-SENT' ? TcpFlags.SYN : TcpFlags.SYN | TcpFlags.ACK;
+    if (this.retransmitCount === 0) this.synSentAt = this.now;
     this.emitSegment(emit, this.iss, flags, EMPTY);
     this.sndNxt = seqAdd(this.iss, CONTROL_LEN);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
