@@ -18,6 +18,7 @@ import { Ipv4View } from '../wire/ipv4';
 import { buildPacket } from '../wire/packet';
 import { TcpFlags, TcpHeaderView, TcpRepr } from '../wire/tcp';
 import { formatRate, type Measurement, measure, ratio } from './measure';
+import { tcpBench } from './tcp';
 
 /** RFC 1071 §4.1 as written: one 16-bit word at a time, folding as it goes. The baseline. */
 function naiveChecksum(buf: Uint8Array): number {
@@ -147,8 +148,16 @@ function simBench(): void {
   console.log(`  shaping costs ${(ideal.opsPerSec / shaped.opsPerSec).toFixed(2)}× the ideal wire`);
 }
 
-console.log(`nuse bench — Node ${process.version}, ${process.arch}`);
-checksumBench();
-codecBench();
-simBench();
-if (sink === 0.5) console.log(''); // keeps results live so nothing is optimised away
+async function main(): Promise<void> {
+  console.log(`nuse bench — Node ${process.version}, ${process.arch}`);
+  checksumBench();
+  codecBench();
+  simBench();
+  await tcpBench();
+  if (sink === 0.5) console.log(''); // keeps results live so nothing is optimised away
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
