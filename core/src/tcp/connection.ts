@@ -1357,6 +1357,28 @@ export class TcpConnection implements TcpOptionHost {
     this.retransmitAt = this.now + this.rtt.rtoMs;
   }
 
+  /**
+   * RFC 6191 §2 (and RFC 1122 §4.2.2.13 without timestamps): may a SYN reopen this
+   * TIME-WAIT four-tuple? Yes when its timestamp is newer than TS.Recent, or, without
+   * timestamps, when its sequence number is beyond RCV.NXT.
+   */
+  acceptsNewSyn(seg: IncomingSegment): boolean {
+    if (this.state !== 'TIME-WAIT' || (seg.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) !== TcpFlags.SYN)
+      return false;
+    if (this.timestampsEnabled) {
+      const ts = seg.options.find((o) => o.kind === 'timestamps');
+      if (ts !== undefined && ts.kind === 'timestamps' && seqGt(ts.tsVal, this.tsRecent)) return true;
+    }
+    // RFC 6528 ISNs grow with time for a given four-tuple, so a new incarnation's SYN
+    // lies beyond the old one's sequence space (timestamp clocks have per-connection offsets).
+    return seqGt(seg.seq, this.ackNumber());
+  }
+
+  /** Ends a TIME-WAIT connection whose four-tuple a new connection takes over. */
+  releaseTimeWait(): void {
+    if (this.state === 'TIME-WAIT') this.enterClosed(undefined);
+  }
+
   // ---------------------------------------------------------------- state helpers
 
   private get passiveOpen(): boolean {

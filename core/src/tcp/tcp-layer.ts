@@ -211,7 +211,13 @@ export class TcpLayer {
       payload: repr.payload,
       options: repr.options,
     };
-    const entry = this.entries.get(tupleKey(local, remote));
+    let entry = this.entries.get(tupleKey(local, remote));
+    if (entry !== undefined && entry.conn.state === 'TIME-WAIT' && entry.conn.acceptsNewSyn(seg)) {
+      // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN beyond the old incarnation's sequence
+      // space (or timestamps) reopens the four-tuple: the TIME-WAIT connection ends here.
+      this.forget(entry);
+      entry = undefined;
+    }
     if (entry !== undefined) {
       entry.conn.process(seg, this.clock.now());
       this.service(entry);
@@ -308,6 +314,14 @@ export class TcpLayer {
       options: [],
       payload: new Uint8Array(0),
     });
+  }
+
+  private forget(e: Entry): void {
+    if (e.timer !== undefined) this.clock.cancelTimer(e.timer);
+    e.timer = undefined;
+    this.entries.delete(e.key);
+    this.byConnection.delete(e.conn);
+    e.conn.releaseTimeWait();
   }
 
   private track(conn: TcpConnection, key: string, listener: TcpListener | undefined): Entry {
