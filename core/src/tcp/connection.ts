@@ -585,6 +585,10 @@ export class TcpConnection implements TcpOptionHost {
     this.takeSynOptions(seg);
     this.irs = seg.seq;
     this.receiveBuffer.start(seqAdd(seg.seq, CONTROL_LEN));
+    // Our SYN announced its (unscaled, RFC 7323 §2.2) window before RCV.NXT was known:
+    // anchor that right edge at IRS+1 now, or the first ACK's window (RFC 9293
+    // §3.8.6.2.1: the edge never moves left) comes from an edge relative to nothing.
+    this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, min(this.receiveWindowNow(), 0xffff));
     if (this.timestampsEnabled && seg.tsVal !== undefined) this.acceptTimestamp(seg.tsVal);
     this.lastReceiveAt = this.now;
     if (hasAck) {
@@ -623,7 +627,29 @@ export class TcpConnection implements TcpOptionHost {
       return;
     }
 
+    // The peer's SYN again in SYN-RECEIVED. It lies before RCV.NXT, so the acceptability
+    // test below would only answer it with a bare ACK; look at it first.
+    if (this.state === 'SYN-RECEIVED' && f & TcpFlags.SYN && !(f & TcpFlags.RST) && seg.seq === this.irs) {
+      if (!(f & TcpFlags.ACK)) {
+        // A retransmitted SYN: our SYN-ACK was lost. Answer it again (as Linux tcp_check_req).
+        this.synPending = true;
+        return;
+      }
+      if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        // Simultaneous open, RFC 9293 §3.5 Figure 8 line 6: the peer's SYN-ACK acknowledges
+        // our SYN: ESTABLISHED (nothing to send; its SYN was acknowledged by our SYN-ACK).
+        this.sampleHandshakeRtt(seg);
+        this.updateSendWindow(seg.window, seg.seq, seg.ack, true);
+        this.ackAdvancesTo(seg.ack);
+        this.synPending = false;
+        this.establish();
+        return;
+      }
+    }
+
     // First: sequence acceptability (RFC 9293 §3.10.7.4, the four cases).
+    // Set when only the ACK of an unacceptable segment may be used (zero window, below).
+    let ackOnly = false;
     if (!this.segmentAcceptable(seg.seq, segLen)) {
       this.stats.outOfWindowDrops++;
       if (!(f & TcpFlags.RST)) {
@@ -631,7 +657,17 @@ export class TcpConnection implements TcpOptionHost {
         if (this.state === 'TIME-WAIT' && f & TcpFlags.FIN) this.timeWaitAt = this.now + 2 * this.config.mslMs;
         this.ackNow = true;
       }
-      return;
+      // RFC 9293 §3.10.7.4: "If the RCV.WND is zero, no segments are acceptable, but
+      // special allowance should be made to accept valid ACKs": a segment at RCV.NXT (a
+      // zero-window probe, or data sent as our window closed) still has its ACK processed;
+      // its text and FIN are dropped.
+      const zeroWindow = seqDiff(this.rcvAdvertisedEdge, this.ackNumber()) <= 0;
+      ackOnly =
+        zeroWindow &&
+        this.isSynchronized() &&
+        seg.seq === this.ackNumber() &&
+        (f & (TcpFlags.ACK | TcpFlags.RST | TcpFlags.SYN)) === TcpFlags.ACK;
+      if (!ackOnly) return;
     }
 
     // Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
@@ -654,11 +690,6 @@ export class TcpConnection implements TcpOptionHost {
 
     // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop.
     if (f & TcpFlags.SYN) {
-      if (this.state === 'SYN-RECEIVED' && seg.seq === this.irs) {
-        // Our SYN-ACK was lost: the peer retransmitted its SYN. Answer it again.
-        this.synPending = true;
-        return;
-      }
       this.challengeAck();
       return;
     }
@@ -690,7 +721,7 @@ export class TcpConnection implements TcpOptionHost {
     } else if (!this.processAck(seg)) {
       return;
     }
-    if (this.state === 'CLOSED') return;
+    if (this.state === 'CLOSED' || ackOnly) return;
 
     // Seventh: segment text.
     if (seg.payload.length > 0) {
@@ -1420,8 +1451,11 @@ export class TcpConnection implements TcpOptionHost {
     this.persistAt = undefined;
     this.keepAliveAt = undefined;
     this.finWait2At = undefined;
+    // No ACK of its own: from FIN-WAIT-2 the peer's FIN already asked for one; from
+    // CLOSING the trigger is a bare ACK of our FIN (RFC 9293 Figure 5: "rcv ACK of FIN / x").
+    // A delayed ACK still owed goes out now instead of being lost.
+    if (this.delayedAckAt !== undefined) this.ackNow = true;
     this.delayedAckAt = undefined;
-    this.ackNow = true;
     this.timeWaitAt = this.now + 2 * this.config.mslMs;
   }
 
