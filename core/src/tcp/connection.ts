@@ -592,12 +592,8 @@ export class TcpConnection implements TcpOptionHost {
     if (this.timestampsEnabled && seg.tsVal !== undefined) this.acceptTimestamp(seg.tsVal);
     this.lastReceiveAt = this.now;
     if (hasAck) {
-      this.sampleHandshakeRtt(seg);
-      this.ackAdvancesTo(seg.ack);
       // RFC 7323 §2.2: the window of a SYN segment is not scaled.
-      this.updateSendWindow(seg.window, seg.seq, seg.ack, true);
-      this.synPending = false;
-      this.establish();
+      this.completeHandshake(seg, true);
       this.ackNow = true;
       if (seg.payload.length > 0) this.acceptData(seqAdd(seg.seq, CONTROL_LEN), seg.payload);
     } else {
@@ -638,11 +634,8 @@ export class TcpConnection implements TcpOptionHost {
       if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
         // Simultaneous open, RFC 9293 §3.5 Figure 8 line 6: the peer's SYN-ACK acknowledges
         // our SYN: ESTABLISHED (nothing to send; its SYN was acknowledged by our SYN-ACK).
-        this.sampleHandshakeRtt(seg);
-        this.updateSendWindow(seg.window, seg.seq, seg.ack, true);
-        this.ackAdvancesTo(seg.ack);
-        this.synPending = false;
-        this.establish();
+        // RFC 7323 §2.2: the window of a SYN segment is not scaled.
+        this.completeHandshake(seg, true);
         return;
       }
     }
@@ -709,11 +702,7 @@ export class TcpConnection implements TcpOptionHost {
 
     if (this.state === 'SYN-RECEIVED') {
       if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
-        this.sampleHandshakeRtt(seg);
-        this.updateSendWindow(seg.window, seg.seq, seg.ack, false);
-        this.ackAdvancesTo(seg.ack);
-        this.synPending = false;
-        this.establish();
+        this.completeHandshake(seg, false);
       } else {
         this.queueReset(seg.ack, undefined);
         return;
@@ -911,6 +900,15 @@ export class TcpConnection implements TcpOptionHost {
   }
 
   private pendingRetransmit: number | undefined;
+
+  /** SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN (RFC 9293 §3.10.7.4). */
+  private completeHandshake(seg: IncomingSegment, segmentIsSyn: boolean): void {
+    this.sampleHandshakeRtt(seg);
+    this.updateSendWindow(seg.window, seg.seq, seg.ack, segmentIsSyn);
+    this.ackAdvancesTo(seg.ack);
+    this.synPending = false;
+    this.establish();
+  }
 
   /**
    * The handshake gives the first RTT sample (as Linux takes it): from the echoed
