@@ -111,7 +111,9 @@ export class TcpLayer {
     const localPort = opts.localPort ?? this.ephemeralPort(localAddress, remote);
     const local = { address: localAddress, port: localPort };
     const key = tupleKey(local, remote);
-    if (this.entries.has(key)) throw new Error(`the four-tuple ${key} is in use`);
+    if (this.entries.has(key)) {
+      throw new Error(`${formatIp(localAddress)}:${localPort} → ${formatIp(remote.address)}:${remote.port} is in use`);
+    }
     const config = resolveTcpConfig(this.config, opts.config);
     const conn = TcpConnection.connect(
       {
@@ -378,8 +380,24 @@ export class TcpLayer {
   }
 }
 
+/**
+ * The demultiplexing key of a four-tuple: one UTF-16 unit per 16 bits of address and
+ * per port. Cheap to build per segment (no text formatting) and unique per tuple.
+ */
 function tupleKey(local: Endpoint, remote: Endpoint): string {
-  return `${formatIp(local.address)}|${local.port}|${formatIp(remote.address)}|${remote.port}`;
+  return (
+    addressKey(local.address) +
+    String.fromCharCode(local.port) +
+    addressKey(remote.address) +
+    String.fromCharCode(remote.port)
+  );
+}
+
+function addressKey(a: Uint8Array): string {
+  if (a.length === 4) return String.fromCharCode((a[0]! << 8) | a[1]!, (a[2]! << 8) | a[3]!);
+  let k = '';
+  for (let i = 0; i < a.length; i += 2) k += String.fromCharCode((a[i]! << 8) | a[i + 1]!);
+  return k;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
