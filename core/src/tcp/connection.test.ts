@@ -1536,3 +1536,52 @@ describe("Nagle's algorithm (RFC 9293 §3.7.4)", () => {
     expect(recv(s).map((x) => [x.seq, x.payload.length])).toEqual([[L(2), 1460]]);
   });
 });
+
+describe('regressions found in review', () => {
+  test('FIN-WAIT-1: a FIN resent after a timeout keeps its sequence number and its ACK ends FIN-WAIT-1', () => {
+    const s = socketEstablished();
+    s.conn.send(filled(4000));
+    s.conn.close();
+    const first = recv(s);
+    const fin = first[first.length - 1]!;
+    expect(String(fin.flags)).toContain('FIN');
+    expect(seqAdd(fin.seq, fin.payload.length)).toBe(L(4001));
+    // Every ACK is lost: the timer fires and only the first segment goes again (cwnd 1 MSS).
+    advance(s, RTO);
+    const again = recv(s);
+    expect(again).toHaveLength(1);
+    expect(again[0]!.seq).toBe(L(1));
+    // The peer had everything: its cumulative ACK covers the data and the FIN.
+    send(s, { ack: L(4002) });
+    expect(s.conn.state).toBe('FIN-WAIT-2');
+    for (const seg of recv(s)) expect(seg.seq).not.toBe(L(4002));
+  });
+
+  test('ESTABLISHED: a window that shrinks to zero under data in flight is still probed after a timeout', () => {
+    const s = socketEstablished();
+    s.conn.send(filled(3000));
+    recv(s);
+    // A partial ACK closes the window (the receiver's application stopped reading).
+    send(s, { ack: L(1001), window: 0 });
+    advance(s, RTO);
+    recv(s);
+    // Some timer must stay armed: a lost window update must not hang the connection.
+    expect(s.conn.pollAt()).toBeDefined();
+  });
+
+  test('FIN-WAIT-2: close() bounds the wait for the peer FIN (finWait2TimeoutMs)', () => {
+    const s = socketFinWait2({ config: { finWait2TimeoutMs: 5000 } });
+    s.conn.close();
+    expect(s.conn.pollAt()).toBeDefined();
+    advance(s, 5000);
+    expect(s.conn.state).toBe('CLOSED');
+  });
+
+  test('SYN-RECEIVED: a tiny peer MSS is raised to a floor instead of producing 1-byte segments', () => {
+    const s = socketEstablished({}, [MSS(8), TS(1, 0)], [TS(2, 1)]);
+    s.conn.send(filled(1000));
+    const segs = recv(s);
+    expect(segs.length).toBeGreaterThan(0);
+    expect(segs.length).toBeLessThanOrEqual(20);
+  });
+});

@@ -76,6 +76,8 @@ const DEFAULT_MSS_V6 = 1220;
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 /** RFC 5681 §3.2: DupThresh. */
 const DUP_THRESH = 3;
+/** The smallest peer MSS honoured (Linux tcp_min_snd_mss is 48; room for 40 option bytes). */
+const MIN_PEER_MSS = 88;
 /** RFC 5961 §7: at most this many challenge ACKs per second per connection. */
 const CHALLENGE_ACKS_PER_SECOND = 10;
 
@@ -102,6 +104,8 @@ export class TcpConnection implements TcpOptionHost {
   irs = 0;
   /** The right edge of the window advertised so far; RFC 9293 §3.8.6.2.1 forbids moving it left. */
   private rcvAdvertisedEdge = 0;
+  /** Whether rcvAdvertisedEdge holds an advertised edge yet (0 is a valid sequence number). */
+  private rcvEdgeSet = false;
   private lastAckSent = 0;
 
   state: TcpState = 'CLOSED';
@@ -369,6 +373,10 @@ export class TcpConnection implements TcpOptionHost {
     }
     this.receiveClosed = true;
     this.shutdownWrite();
+    // Orphaned in FIN-WAIT-2: bound the wait for the peer's FIN (Linux tcp_fin_timeout).
+    if (this.state === 'FIN-WAIT-2' && this.finWait2At === undefined) {
+      this.finWait2At = this.now + this.config.finWait2TimeoutMs;
+    }
   }
 
   /** Aborts with RST (SO_LINGER {1, 0}; RFC 9293 §3.10.5). */
@@ -500,7 +508,9 @@ export class TcpConnection implements TcpOptionHost {
       this.synPending = true;
       return;
     }
-    // RFC 5681 §3.1: on timeout, ssthresh once per loss event, cwnd to the loss window.
+    // RFC 5681 §3.1: on timeout, ssthresh once per loss event (from FlightSize, so out
+    // of recovery first), cwnd to the loss window.
+    this.inRecovery = false;
     if (this.phase !== 'loss') {
       this.phase = 'loss';
       this.congestion.onPhaseChange(this.cc, 'loss');
@@ -512,8 +522,8 @@ export class TcpConnection implements TcpOptionHost {
     this.dupAcks = 0;
     this.recoveryPoint = this.sndMax;
     // Go back N: resend from snd.una; segments the peer SACKed are skipped.
+    // Our FIN keeps its sequence number (RFC 9293 §3.10.7.4): it is resent when SND.NXT reaches it.
     this.sndNxt = this.sndUna;
-    this.finSent = this.finSent && seqLt(this.finSeq, this.sndNxt);
     this.scoreboard.clearRetransmitted();
   }
 
@@ -766,7 +776,7 @@ export class TcpConnection implements TcpOptionHost {
     const advanced = seqGt(ack, this.sndUna);
     const windowBefore = this.sndWnd;
     // RFC 9293 §3.10.7.4: update the send window from newer segments only.
-    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack)) || this.sndWnd === 0) {
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
       if (seqGe(ack, this.sndUna)) this.updateSendWindow(seg.window, seg.seq, ack, false);
     }
 
@@ -873,19 +883,21 @@ export class TcpConnection implements TcpOptionHost {
       this.scoreboard.isLost(this.sndUna, this.sendMss());
     if (this.dupAcks >= DUP_THRESH || lost) {
       // RFC 6582 §3.2 step 2: only if the ACK covers more than the last recovery point.
-      if (!this.sackEnabled && seqLe(this.sndUna, this.recoveryPoint) && this.phase === 'loss') return;
+      if (seqLe(this.sndUna, this.recoveryPoint) && this.phase === 'loss') return;
       this.enterRecovery();
     }
   }
 
   private enterRecovery(): void {
     this.stats.fastRetransmits++;
-    this.inRecovery = true;
     this.recoveryPoint = this.sndMax;
     this.phase = 'recovery';
+    // RFC 6675 §5 (4.2): ssthresh from FlightSize, so the algorithm runs before
+    // recovery switches bytesInFlight to the pipe estimate.
+    this.congestion.onPhaseChange(this.cc, 'recovery');
+    this.inRecovery = true;
     // RFC 6675 §5 step 3: HighRxt = HighACK.
     this.scoreboard.clearRetransmitted();
-    this.congestion.onPhaseChange(this.cc, 'recovery');
     if (!this.sackEnabled) {
       // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS.
       this.cc.cwnd = this.cc.ssthresh + DUP_THRESH * this.sendMss();
@@ -1055,7 +1067,8 @@ export class TcpConnection implements TcpOptionHost {
   }
 
   private takeSynOptions(seg: IncomingSegment): void {
-    if (seg.mss !== undefined && seg.mss > 0) this.peerMss = seg.mss;
+    // A tiny MSS would make 1-byte segments (CVE-2019-11479): floor it as Linux does (tcp_min_snd_mss).
+    if (seg.mss !== undefined && seg.mss > 0) this.peerMss = max(MIN_PEER_MSS, seg.mss);
     this.peerOffered.timestamps = seg.tsVal !== undefined;
     this.peerOffered.sack = seg.sackPermitted === true;
     this.peerOffered.wscale = seg.wscale !== undefined;
@@ -1121,7 +1134,10 @@ export class TcpConnection implements TcpOptionHost {
       sentSomething = true;
     }
     if (!sentSomething && this.ackNow && this.state !== 'SYN-SENT') {
-      this.emitSegment(emit, this.sndNxt, TcpFlags.ACK, EMPTY);
+      // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT), not the
+      // go-back-N resend pointer: a sequence number below the peer's RCV.NXT would make
+      // the segment unacceptable and its ACK ignored, and two such peers deadlock.
+      this.emitSegment(emit, this.sndMax, TcpFlags.ACK, EMPTY);
     }
     this.armPersistTimer();
   }
@@ -1168,7 +1184,8 @@ export class TcpConnection implements TcpOptionHost {
       }
       const unsent = this.unsentBytes();
       const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-      const finDue = this.finQueued && !this.finSent && unsent === 0 && this.canSendFinState();
+      const finDue =
+        this.finQueued && unsent === 0 && this.canSendFinState() && (!this.finSent || this.sndNxt === this.finSeq);
       if (unsent === 0 && !finDue) break;
       if (unsent > 0) {
         let len = min(unsent, mss, cwndRoom, windowRoom);
@@ -1196,13 +1213,16 @@ export class TcpConnection implements TcpOptionHost {
         sent = true;
         continue;
       }
-      // Only the FIN remains.
-      this.finSeq = this.sndNxt;
-      this.finSent = true;
-      this.emitSegment(emit, this.sndNxt, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
-      this.sndNxt = seqAdd(this.sndNxt, CONTROL_LEN);
+      // Only the FIN remains: its first transmission, or again after going back N.
+      const again = this.finSent;
+      if (!again) {
+        this.finSeq = this.sndNxt;
+        this.finSent = true;
+      }
+      this.emitSegment(emit, this.finSeq, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+      this.sndNxt = seqAdd(this.finSeq, CONTROL_LEN);
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
-      this.afterFinSent();
+      if (!again) this.afterFinSent();
       if (this.retransmitAt === undefined) this.retransmitAt = this.now + this.rtt.rtoMs;
       sent = true;
       break;
@@ -1236,7 +1256,7 @@ export class TcpConnection implements TcpOptionHost {
     const optionRoom = this.optionBytesEstimate();
     const payload = this.sendBuffer.read(
       seqAdd(this.sendBuffer.startSeq, offset),
-      min(maxLen, available, this.sendMss() - optionRoom),
+      min(maxLen, available, max(1, this.sendMss() - optionRoom)),
     );
     if (payload.length === 0) return 0;
     let flags = TcpFlags.ACK;
@@ -1333,23 +1353,21 @@ export class TcpConnection implements TcpOptionHost {
     const current = max(0, seqDiff(this.rcvAdvertisedEdge, rcvNxt));
     let wnd = current;
     const threshold = min(this.config.receiveBuffer / 2, this.announcedMss);
-    if (
-      free >= current + threshold ||
-      (free > current && current === 0 && free >= threshold) ||
-      this.rcvAdvertisedEdge === 0
-    ) {
+    if (free >= current + threshold || (free > current && current === 0 && free >= threshold) || !this.rcvEdgeSet) {
       wnd = free;
     }
     if (flags & TcpFlags.SYN) {
       // RFC 7323 §2.2: the window of a SYN is not scaled.
       const field = min(wnd, 0xffff);
       this.rcvAdvertisedEdge = seqAdd(rcvNxt, field);
+      this.rcvEdgeSet = true;
       return field;
     }
     const shift = this.windowScalingEnabled ? this.rcvWscale : 0;
     const field = min(0xffff, floor(wnd / 2 ** shift));
     const edge = seqAdd(rcvNxt, field * 2 ** shift);
-    if (seqGt(edge, this.rcvAdvertisedEdge) || this.rcvAdvertisedEdge === 0) this.rcvAdvertisedEdge = edge;
+    if (seqGt(edge, this.rcvAdvertisedEdge) || !this.rcvEdgeSet) this.rcvAdvertisedEdge = edge;
+    this.rcvEdgeSet = true;
     return field;
   }
 
@@ -1371,7 +1389,9 @@ export class TcpConnection implements TcpOptionHost {
 
   private armPersistTimer(): void {
     // RFC 9293 §3.8.6.1: data waits on a zero window with nothing in flight: probe later.
-    if (this.sndWnd === 0 && this.hasUnsentData() && !seqGt(this.sndMax, this.sndUna) && this.isSynchronized()) {
+    // A window that shrank to zero under data in flight is probed too once no
+    // retransmission is pending (RFC 9293 §3.8.6.2.1 robustness, RFC 1122 §4.2.2.17).
+    if (this.sndWnd === 0 && this.hasUnsentData() && this.isSynchronized() && this.retransmitAt === undefined) {
       if (this.persistAt === undefined) this.persistAt = this.now + this.persistInterval();
     } else if (this.sndWnd > 0) {
       this.persistAt = undefined;
@@ -1531,7 +1551,11 @@ export class TcpConnection implements TcpOptionHost {
 
   private hasDataOrFinToSend(): boolean {
     if (!this.isSynchronized()) return false;
-    return this.pendingRetransmit !== undefined || this.hasUnsentData() || (this.finQueued && !this.finSent);
+    return (
+      this.pendingRetransmit !== undefined ||
+      this.hasUnsentData() ||
+      (this.finQueued && (!this.finSent || this.sndNxt === this.finSeq))
+    );
   }
 
   /** RFC 6675 pipe in SACK recovery; otherwise FlightSize (RFC 5681). */

@@ -142,7 +142,8 @@ export class TcpLayer {
       (l) => l.address === undefined || opts.address === undefined || sameAddress(l.address, opts.address),
     );
     if (clash) throw Object.assign(new Error(`port ${port} is already listening`), { code: 'EADDRINUSE' });
-    const listener = new TcpListener(port, opts.address, opts.backlog ?? 511);
+    // As Linux, a backlog of 0 still admits one connection.
+    const listener = new TcpListener(port, opts.address, Math.max(1, opts.backlog ?? 511));
     list.push(listener);
     this.listeners.set(port, list);
     return listener;
@@ -340,7 +341,8 @@ export class TcpLayer {
     if (conn.state === 'CLOSED') {
       if (e.timer !== undefined) this.clock.cancelTimer(e.timer);
       e.timer = undefined;
-      this.entries.delete(e.key);
+      // The key may already belong to a new incarnation (a SYN reopened TIME-WAIT).
+      if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       this.byConnection.delete(conn);
       return;
     }
