@@ -2,31 +2,12 @@ import { parseIpv4 } from './address';
 import { Icmpv4DestUnreachableCode, Icmpv4Repr, Icmpv4Type, Icmpv4View } from './icmpv4';
 import { IpProtocol } from './ip-protocol';
 import { Ipv4View } from './ipv4';
-import { ParseError } from './parse-error';
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(text.match(/[0-9a-f]{2}/gi) ?? [], (pair) => Number.parseInt(pair, 16));
-}
+import { expectParseErrorOf, hex, naiveChecksum } from './test-support';
 
 /** RFC 1071 §4.1 word by word: independent of checksum.ts. */
-function naiveChecksum(bytes: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < bytes.length; i += 2) {
-    sum += (bytes[i]! << 8) | (i + 1 < bytes.length ? bytes[i + 1]! : 0);
-    if (sum > 0xffff) sum = (sum & 0xffff) + 1;
-  }
-  return ~sum & 0xffff;
-}
 
 function expectParseError(run: () => unknown, reason: string): void {
-  let error: unknown;
-  try {
-    run();
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(ParseError);
-  expect(error).toMatchObject({ layer: 'icmpv4', reason });
+  expectParseErrorOf('icmpv4', run, reason);
 }
 
 function emit(repr: Icmpv4Repr): Uint8Array {

@@ -2,11 +2,7 @@ import { parseIpv6 } from './address';
 import { Icmpv6DestUnreachableCode, Icmpv6Repr, Icmpv6Type, Icmpv6View } from './icmpv6';
 import { IpProtocol } from './ip-protocol';
 import { Ipv6View } from './ipv6';
-import { ParseError } from './parse-error';
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(text.match(/[0-9a-f]{2}/gi) ?? [], (pair) => Number.parseInt(pair, 16));
-}
+import { expectParseErrorOf, hex } from './test-support';
 
 /** RFC 1071 §4.1 word by word over the RFC 8200 §8.1 pseudo-header and the message. */
 function naiveChecksumV6(src: Uint8Array, dst: Uint8Array, message: Uint8Array): number {
@@ -26,14 +22,7 @@ function naiveChecksumV6(src: Uint8Array, dst: Uint8Array, message: Uint8Array):
 }
 
 function expectParseError(run: () => unknown, reason: string): void {
-  let error: unknown;
-  try {
-    run();
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(ParseError);
-  expect(error).toMatchObject({ layer: 'icmpv6', reason });
+  expectParseErrorOf('icmpv6', run, reason);
 }
 
 const HOST_A = parseIpv6('2001:db8::1');

@@ -2,21 +2,10 @@ import { parseIpv6 } from './address';
 import { fold, pseudoHeaderSumV6, sumBytes } from './checksum';
 import { IpProtocol } from './ip-protocol';
 import { IPV6_HEADER_LEN, type Ipv6ExtensionHeader, Ipv6Repr, Ipv6View } from './ipv6';
-import { ParseError } from './parse-error';
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(text.match(/[0-9a-f]{2}/gi) ?? [], (pair) => Number.parseInt(pair, 16));
-}
+import { expectParseErrorOf, hex } from './test-support';
 
 function expectParseError(run: () => unknown, reason: string): void {
-  let error: unknown;
-  try {
-    run();
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(ParseError);
-  expect(error).toMatchObject({ layer: 'ipv6', reason });
+  expectParseErrorOf('ipv6', run, reason);
 }
 
 const SRC = parseIpv6('2001:db8::1');

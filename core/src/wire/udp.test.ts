@@ -2,12 +2,8 @@ import { parseIpv4, parseIpv6 } from './address';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from './checksum';
 import { IpProtocol } from './ip-protocol';
 import { Ipv4View } from './ipv4';
-import { ParseError } from './parse-error';
+import { expectParseErrorOf, hex } from './test-support';
 import { UdpRepr, UdpView } from './udp';
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(text.match(/[0-9a-f]{2}/gi) ?? [], (pair) => Number.parseInt(pair, 16));
-}
 
 /** RFC 1071 §4.1 word by word over the RFC 768 pseudo-header and the datagram. */
 function naiveChecksumV4(src: Uint8Array, dst: Uint8Array, datagram: Uint8Array): number {
@@ -27,14 +23,7 @@ function naiveChecksumV4(src: Uint8Array, dst: Uint8Array, datagram: Uint8Array)
 }
 
 function expectParseError(run: () => unknown, reason: string): void {
-  let error: unknown;
-  try {
-    run();
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(ParseError);
-  expect(error).toMatchObject({ layer: 'udp', reason });
+  expectParseErrorOf('udp', run, reason);
 }
 
 const CLIENT = parseIpv4('10.0.0.2');
