@@ -677,7 +677,7 @@ export class TcpConnection implements TcpOptionHost {
     if (f & TcpFlags.RST) {
       // RCV.NXT counts a received FIN (ackNumber), e.g. in TIME-WAIT or CLOSE-WAIT.
       if (seg.seq === this.ackNumber()) {
-        if (this.state === 'SYN-RECEIVED' && this.passiveOpen) {
+        if (this.state === 'SYN-RECEIVED' && this.isPassive) {
           // RFC 9293: a passive SYN-RECEIVED connection goes back to LISTEN; ours is discarded.
           this.enterClosed(undefined);
         } else if (this.state === 'CLOSING' || this.state === 'LAST-ACK' || this.state === 'TIME-WAIT') {
@@ -1429,10 +1429,6 @@ export class TcpConnection implements TcpOptionHost {
   }
 
   // ---------------------------------------------------------------- state helpers
-
-  private get passiveOpen(): boolean {
-    return this.isPassive;
-  }
 
   /** Set by the listener for connections it accepted. */
   isPassive = false;
