@@ -1567,13 +1567,9 @@ export class TcpConnection implements TcpOptionHost {
     return max(1, min(this.peerMss, this.announcedMss));
   }
 
+  /** Option bytes the next data segment carries, as the option handlers declare them (plugins included). */
   private optionBytesEstimate(): number {
-    let n = 0;
-    if (this.timestampsEnabled) n += 12;
-    if (this.sackEnabled && (this.receiveBuffer.hasOutOfOrder || this.dsackBlock !== undefined)) {
-      n += min(4 + 8 * this.sackBlocksToSend().length, 40 - n);
-    }
-    return n;
+    return this.optionRegistry.reservedBytes(this);
   }
 }
 

@@ -24,6 +24,13 @@ export interface TcpOptionHandler {
   readonly order: number;
   read?(ctx: OptionReadContext, option: TcpOption): void;
   write?(ctx: OptionWriteContext): void;
+  /**
+   * Bytes (NOP padding included) this handler will write on the next data segment of
+   * this connection. The connection asks before it cuts a segment, so the payload
+   * shrinks and the packet still fits the MTU (RFC 6691). A handler that writes options
+   * on data segments must declare them here.
+   */
+  reserve?(conn: TcpOptionHost): number;
 }
 
 /** What an option handler may see of a connection. */
@@ -108,6 +115,7 @@ const timestampsHandler: TcpOptionHandler = {
     seg.tsVal = o.tsVal;
     seg.tsEcr = o.tsEcr;
   },
+  reserve: (conn) => (conn.timestampsEnabled ? 12 : 0),
   write(ctx) {
     const { conn, flags } = ctx;
     let send: boolean;
@@ -151,6 +159,11 @@ const sackHandler: TcpOptionHandler = {
   read({ seg }, o) {
     if (o.kind === 'sack') seg.sackBlocks = o.blocks;
   },
+  reserve(conn) {
+    if (!conn.sackEnabled) return 0;
+    const blocks = conn.sackBlocksToSend().length;
+    return blocks === 0 ? 0 : 4 + 8 * blocks;
+  },
   write(ctx) {
     const { conn, flags } = ctx;
     if (isSyn(flags) || !conn.sackEnabled || flags & TcpFlags.RST) return;
@@ -177,6 +190,7 @@ export class TcpOptionRegistry {
   private readonly byName = new Map<string, TcpOptionHandler>();
   private readonly byKind = new Map<number, TcpOptionHandler>();
   private writers: TcpOptionHandler[] = [];
+  private reservers: TcpOptionHandler[] = [];
 
   constructor(handlers: readonly TcpOptionHandler[] = CORE_OPTION_HANDLERS) {
     for (const h of handlers) this.register(h);
@@ -194,6 +208,7 @@ export class TcpOptionRegistry {
     this.byName.set(handler.name, handler);
     for (const kind of handler.kinds) this.byKind.set(kind, handler);
     this.writers = [...this.byName.values()].filter((h) => h.write).sort((a, b) => a.order - b.order);
+    this.reservers = this.writers.filter((h) => h.reserve);
   }
 
   unregister(name: string): boolean {
@@ -202,6 +217,7 @@ export class TcpOptionRegistry {
     this.byName.delete(name);
     for (const kind of h.kinds) this.byKind.delete(kind);
     this.writers = this.writers.filter((w) => w !== h);
+    this.reservers = this.reservers.filter((w) => w !== h);
     return true;
   }
 
@@ -216,6 +232,13 @@ export class TcpOptionRegistry {
       if (kind < 2) continue;
       this.byKind.get(kind)?.read?.({ conn, seg }, o);
     }
+  }
+
+  /** Option bytes the handlers will write on the next data segment, at most 40. */
+  reservedBytes(conn: TcpOptionHost): number {
+    let n = 0;
+    for (const h of this.reservers) n += h.reserve!(conn);
+    return Math.min(n, 40);
   }
 
   /** Builds the options of an outgoing segment within the 40-byte limit. */

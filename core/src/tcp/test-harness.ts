@@ -7,6 +7,7 @@ import { Random } from '../util/random';
 import { parseIp } from '../wire/address';
 import type { TcpConfig } from './config';
 import type { TcpConnection } from './connection';
+import type { TcpOptionRegistry } from './options';
 import { TcpLayer } from './tcp-layer';
 
 /**
@@ -22,6 +23,9 @@ export function twoStacks(opts: {
   configA?: Partial<TcpConfig>;
   configB?: Partial<TcpConfig>;
   v6?: boolean;
+  /** Option registries per side (default: the core options only). */
+  optionsA?: TcpOptionRegistry;
+  optionsB?: TcpOptionRegistry;
 }) {
   const net = new SimNetwork({ seed: opts.seed ?? 1 });
   const clock = net.clock as VirtualClock;
@@ -41,8 +45,16 @@ export function twoStacks(opts: {
   ipA.addInterface(path.a, `${addrA}/${len}`);
   const ipB = new IpLayer(clock);
   ipB.addInterface(path.b, `${addrB}/${len}`);
-  const tcpA = new TcpLayer(ipA, clock, { seed: `a${opts.seed ?? 1}`, config: { ...opts.config, ...opts.configA } });
-  const tcpB = new TcpLayer(ipB, clock, { seed: `b${opts.seed ?? 1}`, config: { ...opts.config, ...opts.configB } });
+  const tcpA = new TcpLayer(ipA, clock, {
+    seed: `a${opts.seed ?? 1}`,
+    config: { ...opts.config, ...opts.configA },
+    ...(opts.optionsA ? { options: opts.optionsA } : {}),
+  });
+  const tcpB = new TcpLayer(ipB, clock, {
+    seed: `b${opts.seed ?? 1}`,
+    config: { ...opts.config, ...opts.configB },
+    ...(opts.optionsB ? { options: opts.optionsB } : {}),
+  });
   return { net, clock, path, ipA, ipB, tcpA, tcpB, addrA: parseIp(addrA), addrB: parseIp(addrB) };
 }
 
