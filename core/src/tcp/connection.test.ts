@@ -570,14 +570,37 @@ describe('passive open (SYN-RECEIVED)', () => {
     expect(s.closed?.error?.code).toBe('ETIMEDOUT');
   });
 
-  test('SYN-RECEIVED: CLOSE → FIN once the handshake completes → FIN-WAIT-1', () => {
+  test('SYN-RECEIVED: CLOSE with nothing to send → FIN at once → FIN-WAIT-1 (RFC 9293 §3.10.4)', () => {
     const s = socketSynReceived();
     recv(s);
     s.conn.close();
-    recvNothing(s);
-    send(s);
     expect(recv(s)).toEqual([out({ flags: FIN | ACK })]);
     expect(s.conn.state).toBe('FIN-WAIT-1');
+    // The ACK of SYN and FIN ends the handshake and the close together.
+    send(s, { ack: L(2) });
+    expect(s.conn.state).toBe('FIN-WAIT-2');
+    expect(s.established).toBe(0);
+  });
+
+  test('SYN-RECEIVED: CLOSE with data queued → data, then FIN, once ESTABLISHED', () => {
+    const s = socketSynReceived();
+    recv(s);
+    s.conn.send(bytes('hi'));
+    s.conn.close();
+    recvNothing(s);
+    send(s);
+    expect(recv(s)).toEqual([out({ flags: FIN | PSH | ACK, payload: bytes('hi') })]);
+    expect(s.conn.state).toBe('FIN-WAIT-1');
+  });
+
+  test('SYN-RECEIVED closed: a lost SYN-ACK and FIN are both resent on timeout', () => {
+    const s = socketSynReceived();
+    recv(s);
+    s.conn.close();
+    recv(s);
+    advance(s, 1000);
+    const again = recv(s);
+    expect(again.map((x) => x.flags)).toEqual([flagNames(SYN | ACK), flagNames(FIN | ACK)]);
   });
 
   test('SYN-RECEIVED: ABORT → RST', () => {

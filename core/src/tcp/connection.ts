@@ -504,7 +504,7 @@ export class TcpConnection implements TcpOptionHost {
     // RFC 6298 §5.5–5.6: back off and retransmit the earliest unacknowledged segment.
     this.rtt.backoff();
     this.rttTimedSeq = undefined;
-    if (this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED') {
+    if (this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED' || !this.handshakeDone) {
       this.synPending = true;
       return;
     }
@@ -635,7 +635,12 @@ export class TcpConnection implements TcpOptionHost {
 
     // The peer's SYN again in SYN-RECEIVED. It lies before RCV.NXT, so the acceptability
     // test below would only answer it with a bare ACK; look at it first.
-    if (this.state === 'SYN-RECEIVED' && f & TcpFlags.SYN && !(f & TcpFlags.RST) && seg.seq === this.irs) {
+    if (
+      (this.state === 'SYN-RECEIVED' || !this.handshakeDone) &&
+      f & TcpFlags.SYN &&
+      !(f & TcpFlags.RST) &&
+      seg.seq === this.irs
+    ) {
       if (!(f & TcpFlags.ACK)) {
         // A retransmitted SYN: our SYN-ACK was lost. Answer it again (as Linux tcp_check_req).
         this.synPending = true;
@@ -717,6 +722,19 @@ export class TcpConnection implements TcpOptionHost {
         this.queueReset(seg.ack, undefined);
         return;
       }
+    } else if (!this.handshakeDone) {
+      // Closed in SYN-RECEIVED (FIN-WAIT-1 before ESTABLISHED): the ACK of our SYN ends
+      // the handshake without a stop in ESTABLISHED.
+      if (!(seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax))) {
+        this.queueReset(seg.ack, undefined);
+        return;
+      }
+      this.sampleHandshakeRtt(seg);
+      this.updateSendWindow(seg.window, seg.seq, seg.ack, false);
+      this.handshakeDone = true;
+      this.synPending = false;
+      this.congestion.init(this.cc);
+      if (!this.processAck(seg)) return;
     } else if (!this.processAck(seg)) {
       return;
     }
@@ -1122,6 +1140,22 @@ export class TcpConnection implements TcpOptionHost {
     if (this.synPending) {
       this.synPending = false;
       this.emitSyn(emit);
+      // A FIN queued before the handshake completed goes right after the SYN-ACK.
+      if (!this.handshakeDone && this.finSent) {
+        this.emitSegment(emit, this.finSeq, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+        this.sndNxt = seqAdd(this.finSeq, CONTROL_LEN);
+      }
+      return;
+    }
+    if (this.state === 'SYN-RECEIVED' && this.finQueued && !this.finSent && this.sendBuffer.length === 0) {
+      // RFC 9293 §3.10.4: CLOSE in SYN-RECEIVED with nothing to send: FIN now, FIN-WAIT-1.
+      this.finSeq = seqAdd(this.iss, CONTROL_LEN);
+      this.finSent = true;
+      this.emitSegment(emit, this.finSeq, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+      this.sndNxt = seqAdd(this.finSeq, CONTROL_LEN);
+      this.sndMax = seqMax(this.sndMax, this.sndNxt);
+      this.afterFinSent();
+      if (this.retransmitAt === undefined) this.retransmitAt = this.now + this.rtt.rtoMs;
       return;
     }
     let sentSomething = false;
@@ -1430,10 +1464,14 @@ export class TcpConnection implements TcpOptionHost {
 
   // ---------------------------------------------------------------- state helpers
 
+  /** Our SYN was acknowledged (the handshake is over, even if ESTABLISHED was skipped). */
+  private handshakeDone = false;
+
   /** Set by the listener for connections it accepted. */
   isPassive = false;
 
   private establish(): void {
+    this.handshakeDone = true;
     this.setState('ESTABLISHED');
     this.retransmitAt = seqGt(this.sndMax, this.sndUna) ? this.now + this.rtt.rtoMs : undefined;
     this.retransmitCount = 0;
