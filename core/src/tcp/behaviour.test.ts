@@ -1,4 +1,7 @@
-import type { TcpConnection } from './connection';
+import { parseIp } from '../wire/address';
+import { buildPacket } from '../wire/packet';
+import { TcpFlags } from '../wire/tcp';
+import { ChallengeAckBudget, type TcpConnection } from './connection';
 import type { TcpError } from './segment';
 import { payload, pump, sha256, sink, twoStacks } from './test-harness';
 
@@ -239,5 +242,49 @@ describe('TCP goodput sanity (virtual time)', () => {
     expect(bytesPerSec).toBeLessThanOrEqual(bound * 1.1);
     // And it is not collapsing either: at least a third of the model's figure.
     expect(bytesPerSec).toBeGreaterThanOrEqual(bound / 3);
+  });
+});
+
+describe('TCP layer input checks', () => {
+  test('challenge ACKs share one stack-wide budget per second (RFC 5961 §7)', () => {
+    const budget = new ChallengeAckBudget(3);
+    expect([1, 2, 3, 4].map(() => budget.take(100))).toEqual([true, true, true, false]);
+    expect(budget.take(1099)).toBe(false);
+    expect(budget.take(1100)).toBe(true);
+    const { tcpA, tcpB } = twoStacks({});
+    expect(tcpA.challengeAcks).toBeInstanceOf(ChallengeAckBudget);
+    expect(tcpA.challengeAcks).not.toBe(tcpB.challengeAcks);
+  });
+
+  test('a SYN from a multicast or broadcast source is ignored and counted (RFC 1122 §4.2.3.10)', () => {
+    const { tcpB, clock, addrB, path } = twoStacks({});
+    tcpB.listen(80);
+    const replies: Uint8Array[] = [];
+    path.a.onReceive((p) => replies.push(p));
+    for (const src of ['224.0.0.1', '255.255.255.255', '0.0.0.0']) {
+      path.a.send(
+        buildPacket(
+          { src: parseIp(src), dst: addrB },
+          {
+            protocol: 'tcp',
+            repr: {
+              srcPort: 1234,
+              dstPort: 80,
+              seq: 1,
+              ack: 0,
+              flags: TcpFlags.SYN,
+              window: 1000,
+              urgentPointer: 0,
+              options: [],
+              payload: new Uint8Array(0),
+            },
+          },
+        ),
+      );
+    }
+    clock.runUntilIdle();
+    expect(tcpB.drops['bad-source']).toBe(3);
+    expect(replies).toHaveLength(0);
+    expect(tcpB.connections).toHaveLength(0);
   });
 });

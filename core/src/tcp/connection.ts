@@ -48,6 +48,28 @@ export interface TcpConnectionOptions {
   events?: TcpConnectionEvents;
   /** RFC 7323 §5.4: a per-connection random offset for the timestamp clock. */
   tsOffset?: number;
+  /** A stack-wide challenge-ACK budget (RFC 5961 §7), shared by every connection. */
+  challengeAckBudget?: ChallengeAckBudget;
+}
+
+/**
+ * RFC 5961 §7: challenge ACKs are throttled, per connection and across the stack, so an
+ * attacker cannot turn them into an amplifier. One budget is shared by a TcpLayer.
+ */
+export class ChallengeAckBudget {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private used = 0;
+  constructor(readonly perSecond = 1000) {}
+
+  take(now: number): boolean {
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.used = 0;
+    }
+    if (this.used >= this.perSecond) return false;
+    this.used++;
+    return true;
+  }
 }
 
 /** Counters per connection, for TCP_INFO, `nuse ls` and tests. */
@@ -198,6 +220,7 @@ export class TcpConnection implements TcpOptionHost {
   private rttTimedSeq: number | undefined;
   private rttTimedAt = 0;
 
+  private readonly challengeAckBudget: ChallengeAckBudget | undefined;
   private challengeWindowStart = 0;
   private challengeCount = 0;
   private now = 0;
@@ -217,6 +240,7 @@ export class TcpConnection implements TcpOptionHost {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.tsOffset = (opts.tsOffset ?? 0) >>> 0;
+    this.challengeAckBudget = opts.challengeAckBudget;
     const v6 = opts.local.address.length === 16;
     const ipHeader = v6 ? 40 : 20;
     this.announcedMss = max(88, min(this.config.maxMss, opts.mtu - ipHeader - 20));
@@ -1073,6 +1097,7 @@ export class TcpConnection implements TcpOptionHost {
       this.challengeCount = 0;
     }
     if (this.challengeCount >= CHALLENGE_ACKS_PER_SECOND) return;
+    if (this.challengeAckBudget !== undefined && !this.challengeAckBudget.take(this.now)) return;
     this.challengeCount++;
     this.stats.challengeAcks++;
     this.ackNow = true;

@@ -8,7 +8,7 @@ import { ParseError } from '../wire/parse-error';
 import { TcpFlags, TcpHeaderView, TcpRepr } from '../wire/tcp';
 import { DEFAULT_TCP_CONFIG, resolveTcpConfig, type TcpConfig } from './config';
 import { type CongestionControlRegistry, defaultCongestionControls } from './congestion';
-import { type Endpoint, TcpConnection, type TcpConnectionEvents } from './connection';
+import { ChallengeAckBudget, type Endpoint, TcpConnection, type TcpConnectionEvents } from './connection';
 import { IsnGenerator } from './isn';
 import { TcpOptionRegistry } from './options';
 import { type IncomingSegment, TcpError } from './segment';
@@ -70,6 +70,8 @@ export class TcpLayer {
   private readonly byConnection = new Map<TcpConnection, Entry>();
   private readonly listeners = new Map<number, TcpListener[]>();
   private readonly rng: Random;
+  /** RFC 5961 §7: one challenge-ACK budget for the whole stack. */
+  readonly challengeAcks = new ChallengeAckBudget();
   private readonly isn: IsnGenerator;
   private flushScheduled = false;
   private readonly dirty: Entry[] = [];
@@ -126,6 +128,7 @@ export class TcpLayer {
         congestion: this.congestionControls.create(config.congestionControl),
         events: opts.events,
         tsOffset: this.rng.u32(),
+        challengeAckBudget: this.challengeAcks,
       },
       this.clock.now(),
     );
@@ -200,6 +203,11 @@ export class TcpLayer {
       }
       throw e;
     }
+    if (!isUnicast(p.src)) {
+      // RFC 1122 §4.2.3.10: segments from broadcast, multicast or unspecified sources are ignored.
+      this.count('bad-source');
+      return;
+    }
     if (repr.srcPort === 0 || repr.dstPort === 0) {
       this.count('port-zero');
       return;
@@ -265,6 +273,7 @@ export class TcpLayer {
         options: this.options,
         congestion: this.congestionControls.create(this.config.congestionControl),
         tsOffset: this.rng.u32(),
+        challengeAckBudget: this.challengeAcks,
       },
       syn,
       this.clock.now(),
@@ -400,6 +409,13 @@ function addressKey(a: Uint8Array): string {
   let k = '';
   for (let i = 0; i < a.length; i += 2) k += String.fromCharCode((a[i]! << 8) | a[i + 1]!);
   return k;
+}
+
+/** Not unspecified, multicast (224/4, ff00::/8) or the limited broadcast address. */
+function isUnicast(a: Uint8Array): boolean {
+  if (a.every((b) => b === 0)) return false;
+  if (a.length === 4) return !((a[0]! & 0xf0) === 0xe0 || a.every((b) => b === 0xff));
+  return a[0] !== 0xff;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
