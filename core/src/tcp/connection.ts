@@ -440,19 +440,14 @@ export class TcpConnection implements TcpOptionHost {
 
   /** The next time `onTimer` must run, or undefined when no timer is armed. */
   pollAt(): number | undefined {
-    let t: number | undefined;
-    for (const x of [
-      this.userTimeoutAt(),
-      this.retransmitAt,
-      this.delayedAckAt,
-      this.persistAt,
-      this.keepAliveAt,
-      this.timeWaitAt,
-      this.finWait2At,
-    ]) {
-      if (x !== undefined && (t === undefined || x < t)) t = x;
-    }
-    return t;
+    // Called after every segment: compare inline rather than build an array.
+    let t = this.userTimeoutAt();
+    t = earlier(t, this.retransmitAt);
+    t = earlier(t, this.delayedAckAt);
+    t = earlier(t, this.persistAt);
+    t = earlier(t, this.keepAliveAt);
+    t = earlier(t, this.timeWaitAt);
+    return earlier(t, this.finWait2At);
   }
 
   /** Whether `dispatch` has something to send right now. */
@@ -1637,6 +1632,11 @@ export class TcpConnection implements TcpOptionHost {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  return b === undefined || a <= b ? a : b;
+}
 
 /** RFC 7323 §2.3: the smallest shift that lets the window cover the buffer, at most 14. */
 function windowScaleFor(buffer: number): number {
