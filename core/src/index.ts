@@ -9,6 +9,7 @@ export * from './link/pcap-writer';
 export * from './link/shaper';
 export * from './link/sim-link';
 export * from './link/sim-network';
+export * from './link/tun';
 export * from './socket/net';
 export * from './socket/protocols';
 export * from './socket/stack';
