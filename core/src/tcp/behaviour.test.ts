@@ -126,12 +126,9 @@ describe('TCP behaviour between two stacks (virtual time)', () => {
     expect(tcpB.connections).toHaveLength(0);
   });
 
-  test('a peer that vanishes: ETIMEDOUT after the retransmission limit', () => {
-    const { tcpA, tcpB, clock, addrB, path } = twoStacks({
-      aToB: { delayMs: 10 },
-      bToA: { delayMs: 10 },
-      configA: { maxRetransmits: 6 },
-    });
+  /** Establishes a connection, cuts the path, sends data; returns how the client ended. */
+  function vanish(configA: Parameters<typeof twoStacks>[0]['configA']) {
+    const { tcpA, tcpB, clock, addrB, path } = twoStacks({ aToB: { delayMs: 10 }, bToA: { delayMs: 10 }, configA });
     tcpB.listen(80);
     const client = tcpA.connect({ address: addrB, port: 80 });
     let error: TcpError | undefined;
@@ -146,36 +143,23 @@ describe('TCP behaviour between two stacks (virtual time)', () => {
     client.send(payload(10_000));
     tcpA.poke(client);
     clock.runUntilIdle();
+    return { error, afterMs: failedAt - lostAt, client };
+  }
+
+  test('a peer that vanishes: ETIMEDOUT after the retransmission limit', () => {
+    const { error, afterMs, client } = vanish({ maxRetransmits: 6 });
     expect(error?.code).toBe('ETIMEDOUT');
     // RFC 6298 backoff: 7 timeouts from ~200 ms doubling: about 0.2·(2^7 − 1) = 25 s.
-    expect(failedAt - lostAt).toBeGreaterThan(20_000);
-    expect(failedAt - lostAt).toBeLessThan(60_000);
+    expect(afterMs).toBeGreaterThan(20_000);
+    expect(afterMs).toBeLessThan(60_000);
     expect(client.stats.retransmitTimeouts).toBe(6);
   });
 
   test('a peer that vanishes: ETIMEDOUT at the user timeout (RFC 5482)', () => {
-    const { tcpA, tcpB, clock, addrB, path } = twoStacks({
-      aToB: { delayMs: 10 },
-      bToA: { delayMs: 10 },
-      configA: { userTimeoutMs: 5000 },
-    });
-    tcpB.listen(80);
-    const client = tcpA.connect({ address: addrB, port: 80 });
-    let error: TcpError | undefined;
-    let failedAt = 0;
-    client.events.onClosed = (e) => {
-      error = e;
-      failedAt = clock.now();
-    };
-    clock.runUntilIdle({ done: () => client.state === 'ESTABLISHED' });
-    path.setUp(false);
-    const lostAt = clock.now();
-    client.send(payload(10_000));
-    tcpA.poke(client);
-    clock.runUntilIdle();
+    const { error, afterMs } = vanish({ userTimeoutMs: 5000 });
     expect(error?.code).toBe('ETIMEDOUT');
-    expect(failedAt - lostAt).toBeGreaterThanOrEqual(5000);
-    expect(failedAt - lostAt).toBeLessThan(5000 + 7000);
+    expect(afterMs).toBeGreaterThanOrEqual(5000);
+    expect(afterMs).toBeLessThan(5000 + 7000);
   });
 
   test('connecting to a closed port gives ECONNREFUSED (RST), to a dead host ETIMEDOUT after the SYN retries', () => {
