@@ -246,4 +246,28 @@ describe('TunLink with the kernel as the peer', () => {
     );
     expect(interfaceExists(NAME)).toBe(false);
   });
+
+  test('an interface moved into a network namespace keeps carrying packets; the namespace holds its address', async () => {
+    const ns = `nusetest-ns${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      const link = open({ name: NAME, address: `${KERNEL_ADDR}/30`, netns: ns });
+      expect(interfaceExists(NAME)).toBe(false); // gone from this namespace
+      const shown = execFileSync('ip', ['-n', ns, '-o', 'addr', 'show', 'dev', NAME], { encoding: 'utf8' });
+      expect(shown).toContain(`inet ${KERNEL_ADDR}/30`);
+      let echoRequests = 0;
+      link.onReceive((packet) => {
+        if (packet[0]! >> 4 !== 4) return;
+        const ip = Ipv4View.parse(packet);
+        if (ip.protocol === IpProtocol.ICMP && formatIpv4(ip.dst) === STACK_ADDR) echoRequests++;
+      });
+      // Nothing answers: ping fails, but its requests reach the link through the namespace.
+      const ping = ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '1', STACK_ADDR];
+      await execFileAsync('ip', ['netns', 'exec', ns, ...ping]).catch(() => undefined);
+      expect(echoRequests).toBe(2);
+    } finally {
+      for (const link of opened.splice(0)) link.close();
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
 });

@@ -61,6 +61,12 @@ export interface TunOpenOptions {
   address?: string;
   /** Point-to-point peer address for `ip addr add ADDR peer PEER` (usually the stack's address). */
   peer?: string;
+  /**
+   * A named network namespace (`ip netns add NAME`) to move the interface into before
+   * configuring it. The link keeps working: the device's file descriptor stays with this
+   * process, so the kernel side of the tun, its address and its routes live in NAME.
+   */
+  netns?: string;
 }
 
 export interface TunConfig {
@@ -69,6 +75,8 @@ export interface TunConfig {
   /** Optional point-to-point peer (`ip addr add ADDR peer PEER`). */
   peer?: string;
   mtu: number;
+  /** The named network namespace the interface is in (default: the current one). */
+  netns?: string;
 }
 
 /** An Error with the errno name in `code`, as the addon throws them. */
@@ -121,7 +129,8 @@ export function checkTunName(name: string): void {
   }
 }
 
-function runIp(args: string[]): void {
+/** Runs iproute2's `ip` with `args`; throws a TunError naming the command and ip's own message. */
+export function runIp(args: string[]): void {
   try {
     execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   } catch (err) {
@@ -147,11 +156,12 @@ export function configureTun(name: string, config: TunConfig): void {
   if (!Number.isInteger(config.mtu) || config.mtu < 68 || config.mtu > 65535) {
     throw new TunError(`bad MTU ${config.mtu} for ${name}: expected an integer from 68 to 65535`, 'EINVAL');
   }
-  const addr = ['addr', 'add', config.address];
+  const ns = config.netns === undefined ? [] : ['-n', config.netns];
+  const addr = [...ns, 'addr', 'add', config.address];
   if (config.peer !== undefined) addr.push('peer', config.peer);
   addr.push('dev', name);
   runIp(addr);
-  runIp(['link', 'set', name, 'mtu', String(config.mtu), 'up']);
+  runIp([...ns, 'link', 'set', name, 'mtu', String(config.mtu), 'up']);
 }
 
 export class TunLink extends LinkBase {
@@ -192,10 +202,12 @@ export class TunLink extends LinkBase {
     const { TunDevice } = loadAddon();
     const device = new TunDevice(options.name ?? '');
     try {
+      if (options.netns !== undefined) runIp(['link', 'set', 'dev', device.name, 'netns', options.netns]);
+      const ns = options.netns === undefined ? [] : ['-n', options.netns];
       if (options.address !== undefined) {
-        configureTun(device.name, { address: options.address, peer: options.peer, mtu });
+        configureTun(device.name, { address: options.address, peer: options.peer, mtu, netns: options.netns });
       } else if (mtu !== DEFAULT_MTU) {
-        runIp(['link', 'set', device.name, 'mtu', String(mtu)]);
+        runIp([...ns, 'link', 'set', device.name, 'mtu', String(mtu)]);
       }
     } catch (err) {
       device.close();
