@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The `nuse` executable: `nuse daemon`, `nuse router`, ... (`npx nuse --help`).
+ * Mistakes in the arguments exit with status 2 and one line on standard error; a
+ * command that cannot start (no permission, a name taken) exits with status 1.
+ */
+
+import { Command, CommanderError } from 'commander';
+import { registerDaemonCommand, StartupError } from '../daemon/command';
+import { UsageError } from './usage-error';
+
+const VERSION: string = (require('../../package.json') as { version: string }).version;
+
+export function buildProgram(): Command {
+  const program = new Command('nuse')
+    .description('nuse: a userspace TCP/IP stack with run-time protocol plugins (MPTCP first)')
+    .version(VERSION)
+    .exitOverride();
+  registerDaemonCommand(program);
+  loadOptionalCommands(program);
+  // One line per mistake, in the same form as the CLI's own usage errors.
+  const output = {
+    outputError: (text: string, write: (s: string) => void) =>
+      write(`nuse: ${text.replace(/^error: /, '').trimEnd()} (see "nuse --help")\n`),
+  };
+  program.configureOutput(output);
+  for (const c of program.commands) c.exitOverride().configureOutput(output);
+  return program;
+}
+
+/** Commands whose modules may not be built in every checkout stage (kept separate so one failing import names itself). */
+function loadOptionalCommands(program: Command): void {
+  try {
+    (require('../router/command') as { registerRouterCommand(p: Command): void }).registerRouterCommand(program);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+  }
+}
+
+/** Runs the CLI; resolves with the exit status. */
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander has printed the message (and help or version) already.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`nuse: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof StartupError) {
+      process.stderr.write(`nuse: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`nuse: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 70; // EX_SOFTWARE
+  }
+}
+
+if (require.main === module) {
+  main().then((status) => {
+    process.exit(status);
+  });
+}

@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { UsageError } from '../cli/usage-error';
+import { TunError } from '../link/tun';
+import { type DaemonFlags, resolveDaemonConfig } from './config';
+import { Daemon } from './daemon';
+import { createLogger } from './logger';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** `nuse daemon`: runs the stack in the foreground until SIGINT or SIGTERM. */
+export function registerDaemonCommand(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the userspace stack in the foreground on tun links (needs root or CAP_NET_ADMIN)')
+    .option(
+      '--tun <spec>',
+      'a link: NAME,ADDR/PREFIX[,peer=ADDR][,netns=NS][,mtu=N][,delay=20ms][,jitter=2ms][,loss=1%][,rate=20mbit]... (repeatable; see docs/daemon.md)',
+      collect,
+      [],
+    )
+    .option('--route <spec>', 'a route: PREFIX|default,via=ADDR|dev=NAME (repeatable)', collect, [])
+    .option('--config <file>', 'a JSON config file (links, routes, log, tcp settings)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
+    .option('--log-format <format>', 'text or json (default: text on a terminal, json otherwise)')
+    .action(async (flags: DaemonFlags) => {
+      const config = resolveDaemonConfig(flags);
+      const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+      let daemon: Daemon;
+      try {
+        daemon = Daemon.start(config, { logger });
+      } catch (e) {
+        if (e instanceof UsageError) throw e;
+        // The device layer's errors (TunError, or the addon's errno errors) say what to fix.
+        if (e instanceof TunError || typeof (e as NodeJS.ErrnoException).code === 'string') {
+          throw new StartupError(`cannot open the links: ${(e as Error).message}`);
+        }
+        throw e;
+      }
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          daemon.stop(signal);
+          // A second signal while stopping ends the process at once.
+          process.once('SIGINT', () => process.exit(130));
+          process.once('SIGTERM', () => process.exit(143));
+          resolve();
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      });
+    });
+}
+
+/** The daemon could not start (no permission, the name is taken, ...): exit 1 with one line. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
