@@ -20,6 +20,7 @@ export function registerDaemonCommand(program: Command): void {
     )
     .option('--route <spec>', 'a route: PREFIX|default,via=ADDR|dev=NAME (repeatable)', collect, [])
     .option('--config <file>', 'a JSON config file (links, routes, log, tcp settings)')
+    .option('--pcap <file>', 'write a pcapng capture of every link (one interface per link) to FILE')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .option('--log-format <format>', 'text or json (default: text on a terminal, json otherwise)')
     .action(async (flags: DaemonFlags) => {
@@ -31,9 +32,8 @@ export function registerDaemonCommand(program: Command): void {
       } catch (e) {
         if (e instanceof UsageError) throw e;
         // The device layer's errors (TunError, or the addon's errno errors) say what to fix.
-        if (e instanceof TunError || typeof (e as NodeJS.ErrnoException).code === 'string') {
-          throw new StartupError(`cannot open the links: ${(e as Error).message}`);
-        }
+        if (e instanceof TunError) throw new StartupError(`cannot open the links: ${e.message}`);
+        if (typeof (e as NodeJS.ErrnoException).code === 'string') throw new StartupError((e as Error).message);
         throw e;
       }
       await new Promise<void>((resolve) => {

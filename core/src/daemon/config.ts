@@ -27,6 +27,8 @@ export interface DaemonConfig {
   routes: RouteSpec[];
   logLevel?: LogLevel;
   logFormat?: LogFormat;
+  /** Write a pcapng capture of every link to this file. */
+  pcap?: string;
   tcp: Partial<TcpConfig>;
 }
 
@@ -36,9 +38,10 @@ export interface DaemonFlags {
   config?: string;
   logLevel?: string;
   logFormat?: string;
+  pcap?: string;
 }
 
-const TOP_KEYS = ['tun', 'route', 'log', 'tcp'];
+const TOP_KEYS = ['tun', 'route', 'log', 'tcp', 'pcap'];
 const LOG_KEYS = ['level', 'format'];
 
 /** Builds the configuration from the flags (reading `--config` if given) and checks it. */
@@ -49,6 +52,7 @@ export function resolveDaemonConfig(flags: DaemonFlags): DaemonConfig {
   for (const r of flags.route ?? []) config.routes.push(parseRouteSpec(r));
   if (flags.logLevel !== undefined) config.logLevel = checkLogLevel(flags.logLevel);
   if (flags.logFormat !== undefined) config.logFormat = checkLogFormat(flags.logFormat);
+  if (flags.pcap !== undefined) config.pcap = flags.pcap;
   checkConfig(config);
   return config;
 }
@@ -117,6 +121,10 @@ export function parseConfigObject(raw: unknown): DaemonConfig {
     checkKeys(raw.log, LOG_KEYS, '"log"');
     if (raw.log.level !== undefined) config.logLevel = checkLogLevel(String(raw.log.level));
     if (raw.log.format !== undefined) config.logFormat = checkLogFormat(String(raw.log.format));
+  }
+  if (raw.pcap !== undefined) {
+    if (typeof raw.pcap !== 'string' || raw.pcap === '') throw new UsageError('"pcap" must be a file name');
+    config.pcap = raw.pcap;
   }
   if (raw.tcp !== undefined) {
     if (!isPlainObject(raw.tcp)) throw new UsageError('"tcp" must be an object');

@@ -219,7 +219,7 @@ describe('nuse daemon on a real tun (root)', () => {
     const busy = await run(['daemon', '--tun', `${holder},198.18.24.2/24`]);
     expect(busy.code).toBe(1);
     expect(busy.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(busy.stderr).toMatch(/^nuse: cannot open the links: .*name is taken/);
+    expect(busy.stderr).toMatch(/^nuse: cannot create tun interface .*name is taken/);
     // The holder's interface is untouched by the failed attempt.
     expect(execFileSync('ip', ['-o', 'addr', 'show', 'dev', holder], { encoding: 'utf8' })).toContain('198.18.23.1/24');
   });

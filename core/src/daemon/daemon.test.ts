@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { parseTunSpec } from '../cli/link-spec';
 import { UsageError } from '../cli/usage-error';
 import type { Link } from '../link/link';
+import { readCaptureFile } from '../link/pcap-reader';
 import { SimPath } from '../link/sim-link';
 import { runUntil, Stack } from '../socket/stack';
 import { payload, sha256 } from '../tcp/test-harness';
@@ -41,13 +42,13 @@ function memoryLog(): { logger: ReturnType<typeof createLogger>; lines: () => Re
 }
 
 /** A daemon whose "tun devices" are simulated paths; the far ends are returned for a peer stack. */
-function simDaemon(args: { tun: string[]; route?: string[] }) {
+function simDaemon(args: { tun: string[]; route?: string[]; pcap?: string }) {
   const clock = new VirtualClock();
   const far = new Map<string, { link: Link; address: string }>();
   const devices: Link[] = [];
   const closed = new Set<Link>();
   const log = memoryLog();
-  const config = resolveDaemonConfig({ tun: args.tun, route: args.route });
+  const config = resolveDaemonConfig({ tun: args.tun, route: args.route, pcap: args.pcap });
   const daemon = Daemon.start(config, {
     logger: log.logger,
     clock,
@@ -163,6 +164,36 @@ describe('Daemon', () => {
     expect(stopped!.connectionsReset).toBeGreaterThanOrEqual(1);
     expect(log.lines().filter((l) => l.msg === 'stopped')).toHaveLength(1);
     expect(formatIp(daemon.links[0]!.iface.address)).toBe('10.1.0.2');
+  });
+});
+
+describe('Daemon --pcap', () => {
+  test('captures what the stack sent and received on every link, one pcapng interface per link', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nuse-pcap-')), 'd.pcapng');
+    const { clock, daemon, far, log } = simDaemon({ tun: ['wifi,10.1.0.2/24', 'lte,10.2.0.2/24'], pcap: file });
+    const kernel = new Stack({ clock, seed: 2 });
+    kernel.addInterface(far.get('lte')!.link, far.get('lte')!.address, 'k');
+    let got = '';
+    kernel.createServer((s) => s.on('data', (d: Buffer) => (got += String(d)))).listen(7);
+    daemon.stack.connect({ port: 7, host: '10.2.0.1' }).end('hello');
+    await runUntil(clock, () => got === 'hello');
+    daemon.stop('test');
+    const capture = readCaptureFile(file);
+    expect(capture.interfaces.map((i) => i.name)).toEqual(['wifi', 'lte']);
+    const lte = capture.records.filter((r) => r.interfaceId === 1);
+    expect(lte.length).toBeGreaterThanOrEqual(4); // SYN, SYN-ACK, ACK, data ...
+    expect(lte.some((r) => r.direction === 'inbound') && lte.some((r) => r.direction === 'outbound')).toBe(true);
+    expect(log.lines().find((l) => l.msg === 'capture written')).toMatchObject({
+      file,
+      packets: capture.records.length,
+    });
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+
+  test('an unwritable capture file fails the start with the cause', () => {
+    expect(() => simDaemon({ tun: ['wifi,10.1.0.2/24'], pcap: '/nonexistent-dir/x.pcapng' })).toThrow(
+      /cannot write the capture \/nonexistent-dir\/x\.pcapng: ENOENT/,
+    );
   });
 });
 

@@ -10,6 +10,8 @@ import { defaultPeer, type RouteSpec, type TunSpec } from '../cli/link-spec';
 import { UsageError } from '../cli/usage-error';
 import type { IpInterface } from '../ip/ip-layer';
 import type { Link } from '../link/link';
+import { PcapTap } from '../link/pcap-tap';
+import { type CaptureWriter, FileSink, PcapngWriter } from '../link/pcap-writer';
 import { Shaper } from '../link/shaper';
 import { TunLink, type TunOpenOptions } from '../link/tun';
 import { Stack } from '../socket/stack';
@@ -44,6 +46,8 @@ const DEFAULT_MTU = 1500;
 export class Daemon {
   readonly stack: Stack;
   readonly links: DaemonLink[] = [];
+  /** The capture of every link (`--pcap`), one pcapng interface per link. */
+  readonly capture: CaptureWriter | undefined;
   private stopped = false;
 
   private constructor(
@@ -53,6 +57,16 @@ export class Daemon {
     seed: number | string,
   ) {
     this.stack = new Stack({ clock, seed, tcp: config.tcp });
+    if (config.pcap !== undefined) {
+      let sink: FileSink;
+      try {
+        sink = new FileSink(config.pcap);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw Object.assign(new Error(`cannot write the capture ${config.pcap}: ${err.message}`), { code: err.code });
+      }
+      this.capture = new PcapngWriter(sink, { application: 'nuse daemon' });
+    }
   }
 
   /**
@@ -89,6 +103,11 @@ export class Daemon {
     try {
       if (spec.shape !== undefined) {
         link = new Shaper(device, { clock: this.stack.clock, tx: spec.shape.tx, rx: spec.shape.rx, seed: spec.name });
+      }
+      // The capture sits next to the stack: it shows what the stack sent and received,
+      // before the shaper's losses and after its delays.
+      if (this.capture !== undefined) {
+        link = new PcapTap(link, this.capture, { clock: this.stack.clock, interfaceName: spec.name });
       }
       const iface = this.stack.addInterface(link, `${spec.address}/${spec.prefixLength}`, spec.name);
       this.links.push({ spec, peer, device, link, iface });
@@ -175,6 +194,10 @@ export class Daemon {
       }
       l.link.close();
       l.device.close();
+    }
+    if (this.capture !== undefined) {
+      this.capture.close();
+      if (!opts.quiet) this.log.info({ file: this.config.pcap, ...this.capture.stats }, 'capture written');
     }
     if (!opts.quiet) {
       this.log.info({ reason, connectionsReset: open, ipDrops: { ...this.stack.ip.drops } }, 'stopped');
