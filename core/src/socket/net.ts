@@ -231,7 +231,9 @@ export class TcpSocket extends Duplex {
   /**
    * Starts an active open (as `net.Socket#connect`). Failures arrive as an 'error' event
    * (ENOTFOUND for a host that is not an IP literal, EHOSTUNREACH without a route,
-   * ECONNREFUSED, ETIMEDOUT, EPROTONOSUPPORT); a bad port throws, as in Node.
+   * ECONNREFUSED, ETIMEDOUT, EPROTONOSUPPORT; and what an ICMP error about the SYN maps
+   * to, as Linux: EHOSTUNREACH, ENETUNREACH, ECONNREFUSED, ENOPROTOOPT, EACCES, EPROTO...,
+   * with Node's message "connect EHOSTUNREACH 10.1.2.3:80"); a bad port throws, as in Node.
    */
   connect(opts: TcpConnectOptions, onConnect?: () => void): this;
   connect(port: number | string, host?: string, onConnect?: () => void): this;

@@ -125,10 +125,16 @@ export class Stack {
     return new TcpSocket(this, opts);
   }
 
-  /** Stops every server and destroys every socket (RST for the unfinished ones). */
+  /**
+   * Stops every server and destroys every socket (RST for the unfinished ones), then
+   * resets whatever TCP still holds (TIME-WAIT, orphaned closes) and drops fragments in
+   * progress: afterwards no timer of the stack is pending, so a real-time process can exit.
+   */
   close(): void {
     for (const s of [...this.servers]) if (s.listening) s.close();
     for (const s of [...this.sockets]) s.destroy();
+    this.tcp.closeAll();
+    this.ip.close();
   }
 }
 

@@ -41,8 +41,10 @@ export interface TcpConnectionOptions {
   config: TcpConfig;
   /** RFC 6528 initial send sequence number. */
   iss: number;
-  /** MTU of the route to the peer; the announced MSS follows from it (RFC 9293 §3.7.1). */
+  /** MTU of the link to the peer; the announced MSS follows from it (RFC 9293 §3.7.1). */
   mtu: number;
+  /** The path MTU known when the connection starts (RFC 1191, RFC 8201), when below `mtu`. */
+  pathMtu?: number;
   options: TcpOptionRegistry;
   congestion: CongestionControl;
   events?: TcpConnectionEvents;
@@ -87,6 +89,8 @@ export interface TcpConnectionStats {
   outOfWindowDrops: number;
   zeroWindowProbes: number;
   keepAliveProbes: number;
+  /** ICMP errors accepted for this connection (RFC 1122 §4.2.3.9), path MTU reports included. */
+  icmpErrors: number;
 }
 
 /** Sequence space a SYN or FIN takes (RFC 9293 §3.4). */
@@ -100,6 +104,8 @@ const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 const DUP_THRESH = 3;
 /** The smallest peer MSS honoured (Linux tcp_min_snd_mss is 48; room for 40 option bytes). */
 const MIN_PEER_MSS = 88;
+/** 68-byte IPv4 path MTU less the IPv4 and TCP headers: what path MTU discovery may leave (RFC 1191 §3). */
+const MIN_PATH_MSS = 28;
 /** RFC 5961 §7: at most this many challenge ACKs per second per connection. */
 const CHALLENGE_ACKS_PER_SECOND = 10;
 
@@ -149,13 +155,22 @@ export class TcpConnection implements TcpOptionHost {
     outOfWindowDrops: 0,
     zeroWindowProbes: 0,
     keepAliveProbes: 0,
+    icmpErrors: 0,
   };
   events: TcpConnectionEvents;
+  /**
+   * The last soft ICMP error (RFC 1122 §4.2.3.9: e.g. host unreachable while ESTABLISHED):
+   * not fatal, but if the connection later times out it ends with this errno instead of
+   * ETIMEDOUT, as Linux's sk_err_soft. Cleared when an ACK makes progress.
+   */
+  softError: TcpErrorCode | undefined;
 
   // Negotiated on the handshake.
   readonly announcedMss: number;
   /** The peer's MSS (RFC 9293 §3.7.1), the largest payload we send before options. */
   peerMss: number;
+  /** The largest payload the path MTU allows (RFC 1191 §6.4, RFC 8201 §5.4): lowered by pathMtuChanged. */
+  private pathMss: number;
   timestampsEnabled = false;
   sackEnabled = false;
   windowScalingEnabled = false;
@@ -244,6 +259,7 @@ export class TcpConnection implements TcpOptionHost {
     const v6 = opts.local.address.length === 16;
     const ipHeader = v6 ? 40 : 20;
     this.announcedMss = max(88, min(this.config.maxMss, opts.mtu - ipHeader - 20));
+    this.pathMss = max(MIN_PATH_MSS, min(opts.mtu, opts.pathMtu ?? opts.mtu) - ipHeader - 20);
     this.peerMss = v6 ? DEFAULT_MSS_V6 : DEFAULT_MSS_V4;
     this.rcvWscale = this.config.windowScaling ? windowScaleFor(this.config.receiveBuffer) : 0;
     this.sendBuffer = new SendBuffer({ capacity: this.config.sendBuffer });
@@ -468,7 +484,7 @@ export class TcpConnection implements TcpOptionHost {
     this.now = now;
     const userDeadline = this.userTimeoutAt();
     if (userDeadline !== undefined && now >= userDeadline) {
-      this.fail('ETIMEDOUT', 'user timeout: data unacknowledged too long');
+      this.fail(this.timeoutError(), 'user timeout: data unacknowledged too long');
       return;
     }
     if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
@@ -513,7 +529,7 @@ export class TcpConnection implements TcpOptionHost {
       this.now - this.stalledSince >= this.config.userTimeoutMs;
     if (limitReached || userTimeout) {
       this.fail(
-        'ETIMEDOUT',
+        this.timeoutError(),
         userTimeout ? 'user timeout: data unacknowledged too long' : 'retransmission limit reached',
       );
       return;
@@ -553,7 +569,7 @@ export class TcpConnection implements TcpOptionHost {
     this.stats.zeroWindowProbes++;
     this.persistBackoff++;
     if (this.persistBackoff > this.config.maxRetransmits && this.now - this.lastReceiveAt > this.config.maxRtoMs) {
-      this.fail('ETIMEDOUT', 'zero-window probes unanswered');
+      this.fail(this.timeoutError(), 'zero-window probes unanswered');
       return;
     }
     this.persistAt = this.now + this.persistInterval();
@@ -563,7 +579,7 @@ export class TcpConnection implements TcpOptionHost {
     if (!this.config.keepAlive || !this.isSynchronized()) return;
     // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6.
     if (this.keepAliveSent >= this.config.keepAliveProbes) {
-      this.fail('ETIMEDOUT', 'keepalive probes unanswered');
+      this.fail(this.timeoutError(), 'keepalive probes unanswered');
       return;
     }
     this.keepAliveSent++;
@@ -988,6 +1004,8 @@ export class TcpConnection implements TcpOptionHost {
   private ackAdvancesTo(ack: number): number {
     if (!seqGt(ack, this.sndUna)) return 0;
     this.sndUna = ack;
+    // Something got through: a soft error from before no longer says why the path fails (Linux tcp_ack).
+    this.softError = undefined;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (this.sackEnabled) this.scoreboard.ack(ack);
     // The send buffer works in sequence space: an ACK of only the SYN frees nothing,
@@ -1025,14 +1043,31 @@ export class TcpConnection implements TcpOptionHost {
     if (advanced > 0) this.events.onReadable?.();
   }
 
+  /**
+   * What the peer's full-sized segments are (Linux's tcp_measure_rcv_mss): the largest
+   * seen, or a smaller size seen twice in a row, as after the peer's path MTU dropped
+   * (RFC 1191). Without it, segments cut to a lower path MTU would never count as full
+   * and only the delayed-ACK timer would acknowledge them (RFC 5681 §4.2: every second
+   * full-sized segment is ACKed).
+   */
+  private measureReceiveMss(length: number): void {
+    if (length >= this.rcvMss) this.rcvMss = min(length, this.announcedMss);
+    else if (length === this.lastSegmentLength && length >= DEFAULT_MSS_V4 - 40) this.rcvMss = length;
+    this.lastSegmentLength = length;
+  }
+
+  private rcvMss = 0;
+  private lastSegmentLength = 0;
+
   /** RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK every second full segment, or after the delay. */
   private scheduleAck(length: number): void {
+    this.measureReceiveMss(length);
     if (this.quickAcksLeft > 0) {
       this.quickAcksLeft--;
       this.ackNow = true;
       return;
     }
-    if (length >= this.announcedMss - 40) this.fullSegmentsUnacked++;
+    if (length >= min(this.announcedMss - 40, this.rcvMss)) this.fullSegmentsUnacked++;
     if (this.fullSegmentsUnacked >= 2) {
       this.ackNow = true;
       return;
@@ -1620,9 +1655,73 @@ export class TcpConnection implements TcpOptionHost {
     return max(0, seqDiff(this.sndNxt, this.sndUna));
   }
 
-  /** The largest payload per segment, before options (RFC 9293 §3.7.1, RFC 6691). */
+  /** The largest payload per segment, before options (RFC 9293 §3.7.1, RFC 6691), within the path MTU. */
   sendMss(): number {
-    return max(1, min(this.peerMss, this.announcedMss));
+    return max(1, min(this.peerMss, this.announcedMss, this.pathMss));
+  }
+
+  // ---------------------------------------------------------------- ICMP (driven by the TCP layer)
+
+  /** The error a timeout ends the connection with: the last soft ICMP error, else ETIMEDOUT (as Linux). */
+  private timeoutError(): TcpErrorCode {
+    return this.softError ?? 'ETIMEDOUT';
+  }
+
+  /**
+   * RFC 5927 §4.1: an ICMP error is believed only if the sequence number of the segment
+   * it quotes is one we sent and is not yet acknowledged: SND.UNA ≤ SEG.SEQ ≤ SND.NXT
+   * (the highest sent; inclusive, as Linux).
+   */
+  icmpSequenceAcceptable(seq: number): boolean {
+    if (this.state === 'CLOSED' || this.state === 'LISTEN' || this.state === 'TIME-WAIT') return false;
+    return seqGe(seq, this.sndUna) && seqLe(seq, this.sndMax);
+  }
+
+  /**
+   * An ICMP error (not a path MTU report) about this connection, already validated.
+   * RFC 1122 §4.2.3.9 and RFC 5461, as Linux does: while opening (SYN-SENT, or an active
+   * SYN-RECEIVED) it aborts the connection with the mapped errno; a connection a listener
+   * is opening is dropped on a hard error only; once synchronized every error is soft:
+   * remembered, and reported only if the connection later times out.
+   */
+  icmpError(code: TcpErrorCode, hard: boolean, now: number): void {
+    this.now = now;
+    this.stats.icmpErrors++;
+    if (this.state === 'SYN-SENT' || (this.state === 'SYN-RECEIVED' && !this.isPassive)) {
+      this.fail(code, `ICMP error while connecting (${code})`);
+      return;
+    }
+    if (this.state === 'SYN-RECEIVED' && hard) {
+      this.fail(code, `ICMP error while accepting (${code})`);
+      return;
+    }
+    this.softError = code;
+  }
+
+  /**
+   * The path MTU to the peer dropped to `mtu` (RFC 1191 §6.4, RFC 8201 §5.4): segments
+   * are cut to it from now on, and whatever is in flight is sent again at the new size
+   * at once, without a congestion response (the loss was not congestion; Linux's
+   * tcp_simple_retransmit). Returns whether the send MSS changed.
+   */
+  pathMtuChanged(mtu: number, now: number): boolean {
+    this.now = now;
+    const mss = max(MIN_PATH_MSS, mtu - (this.local.address.length === 16 ? 40 : 20) - 20);
+    if (mss >= this.pathMss) return false;
+    const before = this.sendMss();
+    this.pathMss = mss;
+    this.stats.icmpErrors++;
+    if (this.sendMss() >= before || !this.isSynchronized() || !seqGt(this.sndMax, this.sndUna)) return true;
+    if (this.inRecovery) {
+      // Recovery resends the holes at the new size; the first one now.
+      this.pendingRetransmit = this.sndUna;
+    } else {
+      // Go back N: everything in flight larger than the path allows was dropped on the way.
+      this.sndNxt = this.sndUna;
+      this.rttTimedSeq = undefined;
+      this.scoreboard.clearRetransmitted();
+    }
+    return true;
   }
 
   /** Option bytes the next data segment carries, as the option handlers declare them (plugins included). */

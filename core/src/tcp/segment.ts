@@ -1,3 +1,4 @@
+import type { IcmpErrno } from '../ip/icmp-error';
 import type { SackBlock, TcpOption } from '../wire/tcp-options';
 
 /**
@@ -38,15 +39,11 @@ export type TcpState =
   | 'LAST-ACK'
   | 'TIME-WAIT';
 
-/** Errors a connection ends with, named by the errno a socket user expects. */
-export type TcpErrorCode =
-  | 'ECONNREFUSED'
-  | 'ECONNRESET'
-  | 'ETIMEDOUT'
-  | 'EHOSTUNREACH'
-  | 'ENETUNREACH'
-  | 'ECONNABORTED'
-  | 'EPIPE';
+/**
+ * Errors a connection ends with, named by the errno a socket user expects; those an ICMP
+ * error maps to (IcmpErrno: EHOSTUNREACH, ENETUNREACH, EACCES, EPROTO, ...) included.
+ */
+export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'ECONNABORTED' | 'EPIPE' | IcmpErrno;
 
 export class TcpError extends Error {
   override readonly name = 'TcpError';

@@ -1,3 +1,4 @@
+import type { IcmpErrorReport } from '../ip/icmp-error';
 import type { IpLayer, IpPacketIn } from '../ip/ip-layer';
 import type { Clock, TimerHandle } from '../time/clock';
 import { Random } from '../util/random';
@@ -74,6 +75,7 @@ export class TcpLayer {
   readonly challengeAcks = new ChallengeAckBudget();
   private readonly isn: IsnGenerator;
   private flushScheduled = false;
+  private flushTimer: TimerHandle | undefined;
   private readonly dirty: Entry[] = [];
   /** Dropped segments by cause ("bad-checksum", "malformed", "no-socket", ...). */
   readonly drops: Record<string, number> = {};
@@ -91,6 +93,7 @@ export class TcpLayer {
     this.isn = new IsnGenerator(this.rng.fill(new Uint8Array(32)));
     this.congestionControls.create(this.config.congestionControl); // fail early on a bad name
     ip.registerProtocol(IpProtocol.TCP, (p) => this.input(p));
+    ip.registerErrorHandler(IpProtocol.TCP, (report) => this.icmpError(report));
   }
 
   get connections(): TcpConnection[] {
@@ -123,7 +126,8 @@ export class TcpLayer {
         remote,
         config,
         iss: this.isn.generate(this.clock.now(), localAddress, localPort, remote.address, remote.port),
-        mtu: route.mtu,
+        mtu: route.linkMtu,
+        pathMtu: route.mtu,
         options: this.options,
         congestion: this.congestionControls.create(config.congestionControl),
         events: opts.events,
@@ -166,6 +170,25 @@ export class TcpLayer {
     listener.acceptQueue.length = 0;
   }
 
+  /**
+   * Shuts TCP down as a daemon does on SIGINT: every listener stops, every connection is
+   * aborted (a RST to the peer where one is due, RFC 9293 §3.10.5; TIME-WAIT just ends)
+   * and every timer this layer owns is cancelled, so nothing of TCP keeps running.
+   */
+  closeAll(): void {
+    for (const list of [...this.listeners.values()]) for (const l of [...list]) this.unlisten(l);
+    for (const e of [...this.byConnection.values()]) {
+      e.conn.abort();
+      this.service(e);
+      // service() forgets a CLOSED connection; anything left (none expected) is forgotten here.
+      if (this.byConnection.get(e.conn) === e) this.forget(e);
+    }
+    if (this.flushTimer !== undefined) this.clock.cancelTimer(this.flushTimer);
+    this.flushTimer = undefined;
+    this.flushScheduled = false;
+    this.dirty.length = 0;
+  }
+
   /** Tells the layer a connection has something to do (a user call): serviced on the next clock turn. */
   poke(conn: TcpConnection): void {
     const e = this.byConnection.get(conn);
@@ -174,12 +197,13 @@ export class TcpLayer {
     this.dirty.push(e);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.clock.setTimer(0, () => this.flush());
+      this.flushTimer = this.clock.setTimer(0, () => this.flush());
     }
   }
 
   private flush(): void {
     this.flushScheduled = false;
+    this.flushTimer = undefined;
     const list = this.dirty.splice(0);
     for (const e of list) {
       e.dirty = false;
@@ -244,6 +268,42 @@ export class TcpLayer {
     this.sendResetFor(local, remote, seg);
   }
 
+  /**
+   * An ICMP error about a segment we sent (the IP layer checked the quoted source is
+   * ours). RFC 5927 §4.1: it must name a connection we have and quote a sequence number
+   * in SND.UNA..SND.NXT, else it is ignored and counted. A path MTU report lowers the
+   * path MTU and every connection to that destination cuts its segments to it (RFC 1191
+   * §6.4, RFC 8201 §5.4); any other error goes to the connection (RFC 1122 §4.2.3.9).
+   */
+  private icmpError(report: IcmpErrorReport): boolean {
+    const t = report.transport;
+    const seq = ((t[4]! << 24) | (t[5]! << 16) | (t[6]! << 8) | t[7]!) >>> 0;
+    const entry = this.entries.get(
+      tupleKey({ address: report.src, port: report.srcPort }, { address: report.dst, port: report.dstPort }),
+    );
+    if (entry === undefined) {
+      this.count('icmp-no-connection');
+      return false;
+    }
+    if (!entry.conn.icmpSequenceAcceptable(seq)) {
+      this.count('icmp-out-of-window');
+      return false;
+    }
+    const now = this.clock.now();
+    if (report.kind === 'packet-too-big') {
+      if (this.ip.learnPathMtu(report) === undefined) return true; // nothing new (a report raises nothing)
+      for (const e of [...this.byConnection.values()]) {
+        if (!sameAddress(e.conn.remote.address, report.dst)) continue;
+        const route = this.ip.route(e.conn.remote.address, e.conn.local.address);
+        if (route !== undefined && e.conn.pathMtuChanged(route.mtu, now)) this.service(e);
+      }
+      return true;
+    }
+    entry.conn.icmpError(report.errno, report.hard, now);
+    this.service(entry);
+    return true;
+  }
+
   private acceptSyn(listener: TcpListener, local: Endpoint, remote: Endpoint, syn: IncomingSegment): void {
     if (listener.synQueue.size >= this.config.synQueueLength) {
       listener.drops.synQueueFull++;
@@ -269,7 +329,8 @@ export class TcpLayer {
         remote: remoteCopy,
         config: resolveTcpConfig(this.config),
         iss: this.isn.generate(this.clock.now(), local.address, local.port, remote.address, remote.port),
-        mtu: route.mtu,
+        mtu: route.linkMtu,
+        pathMtu: route.mtu,
         options: this.options,
         congestion: this.congestionControls.create(this.config.congestionControl),
         tsOffset: this.rng.u32(),
