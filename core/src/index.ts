@@ -10,6 +10,17 @@ export * from './link/shaper';
 export * from './link/sim-link';
 export * from './link/sim-network';
 export * from './link/tun';
+export type {
+  Direction as RouterDirection,
+  PortOptions,
+  RouterOptions,
+  RouterPortCounters,
+  RouterStats,
+  StripOptions,
+} from './router/engine';
+export { Router, RouterPort } from './router/engine';
+export { optionKindSet, STRIP_MALFORMED, stripTcpOptions } from './router/option-stripper';
+export { ForwardingTable } from './router/route-table';
 export * from './socket/net';
 export * from './socket/protocols';
 export * from './socket/stack';

@@ -115,4 +115,31 @@ describe('RealClock', () => {
     expect(clock.now() - start).toBeGreaterThanOrEqual(19);
     expect(clock.pendingTimers).toBe(0);
   });
+
+  test('timers run in the order they are due, whatever the rounding of their delays', async () => {
+    const clock = new RealClock();
+    const order: number[] = [];
+    await new Promise<void>((resolve) => {
+      // As a shaper delaying packets by 20 ms: each computed delay is a hair apart.
+      for (let i = 0; i < 200; i++) {
+        const jiggle = i % 2 === 0 ? -1e-9 : 1e-9;
+        clock.setTimer(5 + i * 0.01 + jiggle, () => {
+          order.push(i);
+          if (order.length === 200) resolve();
+        });
+      }
+    });
+    expect(order).toEqual([...Array(200).keys()]);
+  });
+
+  test('a timer set for earlier than the armed one re-arms; cancelling all releases the event loop', async () => {
+    const clock = new RealClock();
+    const fired: string[] = [];
+    const late = clock.setTimer(1000, () => fired.push('late'));
+    await new Promise<void>((resolve) => clock.setTimer(5, () => resolve()));
+    clock.cancelTimer(late);
+    expect(clock.pendingTimers).toBe(0);
+    expect(fired).toEqual([]);
+  });
 });
+

@@ -1,41 +1,78 @@
 import type { Clock, TimerHandle } from './clock';
+import { TimerQueue } from './timer-queue';
 
-type NodeTimer = { immediate: true; t: NodeJS.Immediate } | { immediate: false; t: NodeJS.Timeout };
-
-/** Wall-clock time from the monotonic high-resolution timer and Node's own timers. */
+/**
+ * Wall-clock time from the monotonic high-resolution timer. Timers wait in one queue
+ * ordered by due time, behind a single Node timer armed for the earliest, so they run
+ * in the order they are due — as on the virtual clock. (One Node timer per stack timer
+ * would not: Node keeps a list per duration, and a shaper's 20 ms delays computed as
+ * 19.999… and 20.000… ms land in different lists and overtake each other, reordering
+ * packets on a path that should only delay them.)
+ */
 export class RealClock implements Clock {
   private readonly origin = performance.now();
-  private nextId = 1;
-  private readonly timers = new Map<number, NodeTimer>();
+  private readonly queue = new TimerQueue();
+  private timeout: NodeJS.Timeout | undefined;
+  /** Due time the armed Node timeout was set for. */
+  private timeoutAt = Number.POSITIVE_INFINITY;
+  private immediate: NodeJS.Immediate | undefined;
 
   now(): number {
     return performance.now() - this.origin;
   }
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const id = this.nextId++;
-    const run = (): void => {
-      this.timers.delete(id);
-      fn();
-    };
-    // setTimeout(0) waits about a millisecond; "now" means the next event-loop turn.
-    this.timers.set(
-      id,
-      delayMs > 0 ? { immediate: false, t: setTimeout(run, delayMs) } : { immediate: true, t: setImmediate(run) },
-    );
+    const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
+    const id = this.queue.add(this.now() + delay, fn);
+    this.arm();
     return { id };
   }
 
   cancelTimer(handle: TimerHandle): void {
-    const timer = this.timers.get(handle.id);
-    if (timer === undefined) return;
-    if (timer.immediate) clearImmediate(timer.t);
-    else clearTimeout(timer.t);
-    this.timers.delete(handle.id);
+    this.queue.cancel(handle.id);
+    // Nothing left: release the Node timer so the process may exit.
+    if (this.queue.size === 0) this.disarm();
   }
 
   /** Timers still pending: a leak check for tests. */
   get pendingTimers(): number {
-    return this.timers.size;
+    return this.queue.size;
+  }
+
+  private readonly fire = (): void => {
+    this.disarm();
+    // Run what is due now; timers set while running (even for 0 ms) wait for the next
+    // turn of the event loop, so I/O is never starved.
+    const now = this.now();
+    for (let due = this.queue.nextDue(); due !== undefined && due <= now; due = this.queue.nextDue()) {
+      this.queue.pop()!.fn();
+    }
+    this.arm();
+  };
+
+  private arm(): void {
+    const due = this.queue.nextDue();
+    if (due === undefined) return;
+    const wait = due - this.now();
+    if (wait <= 0) {
+      // "Now" means the next turn of the event loop (setTimeout(0) would wait about 1 ms).
+      this.immediate ??= setImmediate(this.fire);
+      return;
+    }
+    if (this.timeout !== undefined) {
+      if (this.timeoutAt <= due) return;
+      clearTimeout(this.timeout);
+    }
+    this.timeoutAt = due;
+    // Node's timers count whole milliseconds: round up so the timer is never early.
+    this.timeout = setTimeout(this.fire, Math.ceil(wait));
+  }
+
+  private disarm(): void {
+    if (this.timeout !== undefined) clearTimeout(this.timeout);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timeout = undefined;
+    this.immediate = undefined;
+    this.timeoutAt = Number.POSITIVE_INFINITY;
   }
 }

@@ -1,12 +1,5 @@
 import type { Clock, TimerHandle } from './clock';
-
-interface Entry {
-  at: number;
-  /** Insertion order: timers due at the same instant run in the order they were set. */
-  seq: number;
-  id: number;
-  fn: () => void;
-}
+import { TimerQueue } from './timer-queue';
 
 /**
  * A clock that only moves when told to, jumping straight to the next due timer.
@@ -15,11 +8,7 @@ interface Entry {
  */
 export class VirtualClock implements Clock {
   private time: number;
-  private seq = 0;
-  private nextId = 1;
-  private readonly heap: Entry[] = [];
-  /** Ids of live timers; a cancelled timer stays in the heap and is skipped when popped. */
-  private readonly live = new Set<number>();
+  private readonly queue = new TimerQueue();
 
   constructor(startMs = 0) {
     this.time = startMs;
@@ -31,33 +20,27 @@ export class VirtualClock implements Clock {
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
-    const id = this.nextId++;
-    this.push({ at: this.time + delay, seq: this.seq++, id, fn });
-    this.live.add(id);
-    return { id };
+    return { id: this.queue.add(this.time + delay, fn) };
   }
 
   cancelTimer(handle: TimerHandle): void {
-    this.live.delete(handle.id);
+    this.queue.cancel(handle.id);
   }
 
   /** Timers still pending. */
   get pendingTimers(): number {
-    return this.live.size;
+    return this.queue.size;
   }
 
   /** When the next live timer is due, or undefined when none is pending. */
   nextDue(): number | undefined {
-    this.dropCancelledTop();
-    return this.heap.length > 0 ? this.heap[0]!.at : undefined;
+    return this.queue.nextDue();
   }
 
   /** Runs the next due timer, advancing time to it. Returns false when none is pending. */
   step(): boolean {
-    this.dropCancelledTop();
-    const e = this.pop();
+    const e = this.queue.pop();
     if (e === undefined) return false;
-    this.live.delete(e.id);
     if (e.at > this.time) this.time = e.at;
     e.fn();
     return true;
@@ -96,47 +79,5 @@ export class VirtualClock implements Clock {
       this.step();
     }
     return n;
-  }
-
-  private dropCancelledTop(): void {
-    while (this.heap.length > 0 && !this.live.has(this.heap[0]!.id)) this.pop();
-  }
-
-  private less(a: Entry, b: Entry): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  private push(e: Entry): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): Entry | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
   }
 }
