@@ -37,6 +37,7 @@ export * from './tcp/segment';
 export * from './tcp/send-buffer';
 export * from './tcp/seq';
 export * from './tcp/tcp-layer';
+export * from './testing/requirements';
 export * from './time/index';
 export * from './util/random';
 export * from './wire/checksum';

@@ -9,7 +9,7 @@ import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_pro
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { TUN_ADDON_PATH } from '../link/tun';
+import { assertRootRequirements } from '../testing/requirements';
 
 const execFileAsync = promisify(execFile);
 
@@ -60,19 +60,6 @@ describe('nuse daemon: argument errors (one line, exit 2)', () => {
       expect(r.stdout).toContain(flag);
   });
 });
-
-function missingRequirements(): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (CAP_NET_ADMIN) to create tun interfaces');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built addon ${TUN_ADDON_PATH} (run "npm run build")`);
-  try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore' });
-  } catch {
-    missing.push('ip (Debian package iproute2)');
-  }
-  return missing;
-}
 
 interface Daemon {
   child: ChildProcess;
@@ -126,12 +113,7 @@ describe('nuse daemon on a real tun (root)', () => {
   const running: Daemon[] = [];
 
   beforeAll(() => {
-    const missing = missingRequirements();
-    if (missing.length > 0) {
-      throw new Error(
-        `daemon tests need: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run as root)`,
-      );
-    }
+    assertRootRequirements('the daemon tests', ['curl']);
     execFileSync('ip', ['netns', 'add', NS]);
   });
 

@@ -11,7 +11,7 @@ import { UsageError } from '../cli/usage-error';
 import type { IpInterface } from '../ip/ip-layer';
 import type { Link } from '../link/link';
 import { PcapTap } from '../link/pcap-tap';
-import { type CaptureWriter, FileSink, PcapngWriter } from '../link/pcap-writer';
+import { type CaptureWriter, openPcapngFile } from '../link/pcap-writer';
 import { Shaper } from '../link/shaper';
 import { TunLink, type TunOpenOptions } from '../link/tun';
 import { Stack } from '../socket/stack';
@@ -57,16 +57,7 @@ export class Daemon {
     seed: number | string,
   ) {
     this.stack = new Stack({ clock, seed, tcp: config.tcp });
-    if (config.pcap !== undefined) {
-      let sink: FileSink;
-      try {
-        sink = new FileSink(config.pcap);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw Object.assign(new Error(`cannot write the capture ${config.pcap}: ${err.message}`), { code: err.code });
-      }
-      this.capture = new PcapngWriter(sink, { application: 'nuse daemon' });
-    }
+    if (config.pcap !== undefined) this.capture = openPcapngFile(config.pcap, 'nuse daemon');
   }
 
   /**

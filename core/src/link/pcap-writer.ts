@@ -554,3 +554,18 @@ export function splitUnixMs(unixMs: number): { seconds: number; nanoseconds: num
   }
   return { seconds, nanoseconds };
 }
+
+/**
+ * A pcapng writer on a new file, for `--pcap FILE` options. A file that cannot be
+ * created throws an Error saying which capture failed and why, with the errno in `code`.
+ */
+export function openPcapngFile(path: string, application: string): PcapngWriter {
+  let sink: FileSink;
+  try {
+    sink = new FileSink(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`cannot write the capture ${path}: ${err.message}`), { code: err.code });
+  }
+  return new PcapngWriter(sink, { application });
+}

@@ -11,8 +11,8 @@
 
 import { execFile, execFileSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import * as fs from 'node:fs';
 import { promisify } from 'node:util';
+import { assertRootRequirements } from '../testing/requirements';
 import { formatIpv4, parseIpv4 } from '../wire/address';
 import { pseudoHeaderSumV4 } from '../wire/checksum';
 import { Icmpv4Repr, Icmpv4View } from '../wire/icmpv4';
@@ -20,33 +20,13 @@ import { IpProtocol } from '../wire/ip-protocol';
 import { Ipv4View } from '../wire/ipv4';
 import { buildPacket } from '../wire/packet';
 import { UdpRepr, UdpView } from '../wire/udp';
-import { configureTun, TUN_ADDON_PATH, TunLink } from './tun';
+import { configureTun, TunLink } from './tun';
 
 const execFileAsync = promisify(execFile);
 
 const NAME = `nusetest${process.pid}`.slice(0, 15);
 const KERNEL_ADDR = '198.18.7.1';
 const STACK_ADDR = '198.18.7.2';
-
-function commandExists(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Every reason the environment cannot run these tests, empty when it can. */
-function missingRequirements(): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (CAP_NET_ADMIN) to create tun interfaces');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun (modprobe tun; in a container --device /dev/net/tun)');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built addon ${TUN_ADDON_PATH} (run "npm run build")`);
-  if (!commandExists('ip')) missing.push('ip (Debian package iproute2)');
-  if (!commandExists('ping')) missing.push('ping (Debian package iputils-ping)');
-  return missing;
-}
 
 function interfaceExists(name: string): boolean {
   try {
@@ -64,15 +44,7 @@ function open(...args: Parameters<typeof TunLink.open>): TunLink {
   return link;
 }
 
-beforeAll(() => {
-  const missing = missingRequirements();
-  if (missing.length > 0) {
-    throw new Error(
-      `tun tests need: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run as root)` +
-        (process.env.CI === 'true' ? ' — this is CI, where they must run' : ''),
-    );
-  }
-});
+beforeAll(() => assertRootRequirements('the tun tests', ['ping']));
 
 afterEach(() => {
   for (const link of opened.splice(0)) link.close();

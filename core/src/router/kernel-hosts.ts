@@ -80,14 +80,7 @@ export interface TransferResult {
   received: { bytes: number; sha256: string; mptcp: number | null };
 }
 
-export function commandExists(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { commandExists } from '../testing/requirements';
 
 /** Runs `cmd` in namespace `ns`; resolves with stdout, or rejects with stdout and stderr in the message. */
 export async function inNetns(ns: string, cmd: string[], timeoutMs = 30_000): Promise<string> {

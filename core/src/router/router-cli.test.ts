@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { TUN_ADDON_PATH } from '../link/tun';
-import { commandExists, deleteNetns, inNetns, sweepStaleNetns } from './kernel-hosts';
+import { assertRootRequirements } from '../testing/requirements';
+import { deleteNetns, inNetns, sweepStaleNetns } from './kernel-hosts';
 
 const execFileAsync = promisify(execFile);
 jest.setTimeout(30_000);
@@ -29,16 +29,7 @@ function needBuild(): void {
 }
 
 function needRoot(): void {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (CAP_NET_ADMIN)');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built addon ${TUN_ADDON_PATH} (run "npm run build")`);
-  if (!commandExists('ip')) missing.push('ip (Debian package iproute2)');
-  if (!commandExists('ping')) missing.push('ping (Debian package iputils-ping)');
-  if (!commandExists('tshark')) missing.push('tshark (Debian package tshark)');
-  if (missing.length > 0) {
-    throw new Error(`nuse router tests need: ${missing.join('; ')}. They are not skipped: run them as root`);
-  }
+  assertRootRequirements('the nuse router CLI tests', ['ping', 'tshark']);
 }
 
 /** Runs the CLI to completion: exit status, stdout, stderr. */

@@ -19,11 +19,11 @@ import type { Link } from '../link/link';
 import { PcapTap } from '../link/pcap-tap';
 import { FileSink, PcapngWriter } from '../link/pcap-writer';
 import { Shaper } from '../link/shaper';
-import { runIp, TUN_ADDON_PATH, TunLink } from '../link/tun';
+import { runIp, TunLink } from '../link/tun';
+import { assertRootRequirements } from '../testing/requirements';
 import { RealClock } from '../time/real-clock';
 import { Router, type RouterOptions } from './engine';
 import {
-  commandExists,
   deleteNetns,
   inNetns,
   inNetnsAnyExit,
@@ -47,24 +47,6 @@ const HOST1_V6 = 'fd00:91:1::1';
 const HOST2_V6 = 'fd00:91:2::1';
 const ROUTER1_V6 = 'fd00:91:1::2';
 const MB = 1_000_000;
-
-function missingRequirements(): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (CAP_NET_ADMIN) to create tun interfaces and namespaces');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun (modprobe tun; in a container --device /dev/net/tun)');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built addon ${TUN_ADDON_PATH} (run "npm run build")`);
-  for (const [cmd, pkg] of [
-    ['ip', 'iproute2'],
-    ['ss', 'iproute2'],
-    ['nstat', 'iproute2'],
-    ['ping', 'iputils-ping'],
-    ['python3', 'python3'],
-    ['tshark', 'tshark'],
-  ] as const) {
-    if (!commandExists(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
-  }
-  return missing;
-}
 
 jest.setTimeout(60_000);
 
@@ -101,13 +83,7 @@ function rtt(pingOutput: string): { min: number; avg: number; max: number } {
 }
 
 beforeAll(() => {
-  const missing = missingRequirements();
-  if (missing.length > 0) {
-    throw new Error(
-      `router tests need: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run as root)` +
-        (process.env.CI === 'true' ? ' — this is CI, where they must run' : ''),
-    );
-  }
+  assertRootRequirements('the router tests', ['ss', 'nstat', 'ping', 'python3', 'tshark']);
   sweepStaleNetns();
   scripts = writeScripts();
   for (const ns of [NS1, NS2]) {

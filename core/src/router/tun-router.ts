@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import type { Link } from '../link/link';
 import { PcapTap } from '../link/pcap-tap';
-import { type CaptureWriter, FileSink, PcapngWriter } from '../link/pcap-writer';
+import { type CaptureWriter, openPcapngFile } from '../link/pcap-writer';
 import { Shaper } from '../link/shaper';
 import { runIp, type TunDeviceStats, TunLink, type TunOpenOptions } from '../link/tun';
 import type { Clock } from '../time/clock';
@@ -80,16 +80,7 @@ export class TunRouter {
       icmpRateLimit:
         config.icmpRate === 0 ? false : { perSecond: config.icmpRate, burst: Math.min(100, config.icmpRate) },
     });
-    if (config.pcap !== undefined) {
-      let sink: FileSink;
-      try {
-        sink = new FileSink(config.pcap);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw Object.assign(new Error(`cannot write the capture ${config.pcap}: ${err.message}`), { code: err.code });
-      }
-      this.capture = new PcapngWriter(sink, { application: 'nuse router' });
-    }
+    if (config.pcap !== undefined) this.capture = openPcapngFile(config.pcap, 'nuse router');
   }
 
   /**

@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  assertRootRequirements,
   type Clock,
   FileSink,
   type Link,
@@ -36,7 +37,6 @@ import {
   Stack,
   type TcpConfig,
   type TimerHandle,
-  TUN_ADDON_PATH,
   TunLink,
 } from '@nuse/core';
 
@@ -57,54 +57,14 @@ export const ADDR = {
 
 // ---- requirements ---------------------------------------------------------------------
 
-export function commandExists(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Debian package of each tool the interop tests may use, for the error message. */
-const PACKAGES: Record<string, string> = {
-  ip: 'iproute2',
-  ss: 'iproute2',
-  ping: 'iputils-ping',
-  python3: 'python3',
-  curl: 'curl',
-  socat: 'socat',
-  iperf3: 'iperf3',
-  tshark: 'tshark',
-  iptables: 'iptables',
-  sha256sum: 'coreutils',
-  tc: 'iproute2',
-};
-
-/** Every reason the environment cannot run the interop tests, empty when it can. */
-export function missingRequirements(tools: string[]): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0)
-    missing.push('root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for tun devices and network namespaces');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun (modprobe tun; in a container --device /dev/net/tun)');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built tun addon ${TUN_ADDON_PATH} (run "npm run build")`);
-  for (const tool of ['ip', 'ss', ...tools]) {
-    if (!commandExists(tool)) missing.push(`${tool} (Debian package ${PACKAGES[tool] ?? tool})`);
-  }
-  return missing;
-}
+export { commandExists, missingRootRequirements as missingRequirements } from '@nuse/core';
 
 /**
  * Throws (never skips) when something the suite needs is missing, naming all of it: the
  * interop tests run as root in CI, where a missing piece is a failure.
  */
 export function assertRequirements(suite: string, tools: string[]): void {
-  const missing = missingRequirements(tools);
-  if (missing.length === 0) return;
-  throw new Error(
-    `${suite} cannot run without: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run as root)` +
-      (process.env.CI === 'true' ? ' — this is CI, where they must run' : ''),
-  );
+  assertRootRequirements(suite, ['ss', ...tools]);
 }
 
 // ---- commands -------------------------------------------------------------------------
