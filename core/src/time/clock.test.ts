@@ -142,4 +142,3 @@ describe('RealClock', () => {
     expect(fired).toEqual([]);
   });
 });
-
