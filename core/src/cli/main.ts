@@ -7,6 +7,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerDaemonCommand, StartupError } from '../daemon/command';
+import { registerRunCommand } from '../run/command';
 import { UsageError } from './usage-error';
 
 const VERSION: string = (require('../../package.json') as { version: string }).version;
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .exitOverride();
   registerDaemonCommand(program);
+  registerRunCommand(program);
   loadOptionalCommands(program);
   // One line per mistake, in the same form as the CLI's own usage errors.
   const output = {
@@ -42,7 +44,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that sets its own status (nuse run: the program's) leaves it in process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Commander has printed the message (and help or version) already.

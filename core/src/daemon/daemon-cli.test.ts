@@ -7,6 +7,7 @@
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { assertRootRequirements } from '../testing/requirements';
@@ -68,8 +69,14 @@ interface Daemon {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+let daemons = 0;
+/** A control socket path of its own for each daemon, so tests never meet another daemon's. */
+function socketPath(): string {
+  return path.join(os.tmpdir(), `nuse-daemon-test-${process.pid}-${daemons++}.sock`);
+}
+
 function startDaemon(args: string[]): Daemon {
-  const child = spawn(process.execPath, [CLI, 'daemon', '--log-format', 'json', ...args], {
+  const child = spawn(process.execPath, [CLI, 'daemon', '--log-format', 'json', '--socket', socketPath(), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
@@ -198,7 +205,7 @@ describe('nuse daemon on a real tun (root)', () => {
     const second = startDaemon(['--tun', `${holder},198.18.23.2/24`]);
     running.push(second);
     await waitFor(() => second.lines.some((l) => l.msg === 'ready'), `"ready"; stderr:\n${second.stderr()}`);
-    const busy = await run(['daemon', '--tun', `${holder},198.18.24.2/24`]);
+    const busy = await run(['daemon', '--socket', socketPath(), '--tun', `${holder},198.18.24.2/24`]);
     expect(busy.code).toBe(1);
     expect(busy.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(busy.stderr).toMatch(/^nuse: cannot create tun interface .*name is taken/);

@@ -75,7 +75,6 @@ export class Daemon {
       daemon.stop('startup failed', { quiet: true });
       throw e;
     }
-    opts.logger.info({ links: daemon.links.length }, 'ready');
     return daemon;
   }
 

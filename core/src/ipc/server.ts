@@ -1,0 +1,840 @@
+/**
+ * The daemon's side of the shim (DESIGN.md decision 1, docs/shim.md).
+ *
+ * One unix socket (`--socket PATH`, mode 0600 in a 0700 directory we create) takes two
+ * kinds of connections, told apart by the peer's name:
+ *
+ * - control connections (an unbound peer): one per shim process, length-prefixed msgpack
+ *   requests (protocol.ts). SO_PEERCRED gives the uid, recorded for every socket the
+ *   process creates; a process acts only on sockets of its own uid.
+ * - data streams (a peer bound to "nuse/4|6/..."): the program's socket itself. Its
+ *   bytes are pumped to and from a TCP connection of the stack (or, for loopback
+ *   destinations, a kernel socket), with backpressure both ways.
+ *
+ * For a listening socket the daemon connects to the program's unix listener, once per
+ * accepted TCP connection, from a socket bound to "nuse/a/<pid>.<n>".
+ */
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { TcpServer, TcpSocket } from '../socket/net';
+import { IPPROTO_TCP } from '../socket/protocols';
+import type { Stack } from '../socket/stack';
+import { formatIp, parseIp } from '../wire/address';
+import { type IpcNative, loadIpcNative, type PeerCred } from './native';
+import { defaultSocketPath } from './paths';
+import {
+  decodeRequest,
+  encodeFrame,
+  FrameReader,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type Request,
+  type RequestOf,
+} from './protocol';
+
+const ERRNO = osConstants.errno as unknown as Record<string, number>;
+const errnoOf = (code: string | undefined): number => (code !== undefined ? ERRNO[code] : undefined) ?? ERRNO.EIO!;
+
+// Linux option numbers (asm-generic/socket.h, netinet/tcp.h, netinet/in.h).
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_KEEPALIVE = 9;
+const SO_LINGER = 13;
+const SO_REUSEPORT = 15;
+const IPPROTO_IP = 0;
+const IPPROTO_IPV6 = 41;
+const TCP_NODELAY = 1;
+const TCP_MAXSEG = 2;
+const TCP_KEEPIDLE = 4;
+/** Options accepted and remembered (getsockopt returns them) without changing the connection yet. */
+const REMEMBERED = new Set([
+  `${IPPROTO_TCP}/5`, // TCP_KEEPINTVL
+  `${IPPROTO_TCP}/6`, // TCP_KEEPCNT
+  `${IPPROTO_TCP}/9`, // TCP_DEFER_ACCEPT
+  `${IPPROTO_TCP}/12`, // TCP_QUICKACK
+  `${IPPROTO_TCP}/13`, // TCP_CONGESTION (only the default exists)
+  `${IPPROTO_TCP}/18`, // TCP_USER_TIMEOUT
+  `${IPPROTO_TCP}/23`, // TCP_FASTOPEN
+  `${IPPROTO_TCP}/30`, // TCP_FASTOPEN_CONNECT
+  `${IPPROTO_IP}/1`, // IP_TOS
+  `${IPPROTO_IP}/2`, // IP_TTL
+  `${IPPROTO_IP}/24`, // IP_BIND_ADDRESS_NO_PORT
+  `${IPPROTO_IPV6}/26`, // IPV6_V6ONLY
+  `${IPPROTO_IPV6}/67`, // IPV6_TCLASS
+  `${SOL_SOCKET}/${SO_REUSEADDR}`,
+  `${SOL_SOCKET}/${SO_REUSEPORT}`,
+  `${SOL_SOCKET}/${SO_LINGER}`,
+]);
+
+/** How long a data stream may wait for its socket's connect request. */
+const PARK_MS = 10_000;
+
+type State = 'idle' | 'connecting' | 'connected' | 'failed' | 'listening' | 'closed';
+
+/** A program's socket, keyed by its name. */
+interface SockRecord {
+  name: string;
+  uid: number;
+  family: 4 | 6;
+  protocol: number;
+  session: Session | undefined;
+  state: State;
+  bound: { address: Uint8Array | undefined; port: number } | undefined;
+  opts: Map<string, number>;
+  /** SO_ERROR: read and cleared by getsockopt. */
+  pendingError: string | undefined;
+  /** What a repeated connect reports after a failure. */
+  lastError: string | undefined;
+  conn: (TcpSocket | net.Socket) | undefined;
+  stream: net.Socket | undefined;
+  /** Filler bytes at the head of the stream (a connect), discarded before pumping. */
+  fill: number;
+  /** SO_SNDBUF the shim restores once the filler is gone. */
+  sndbuf: number;
+  server: (TcpServer | net.Server) | undefined;
+  pumping: boolean;
+}
+
+interface Session {
+  socket: net.Socket;
+  cred: PeerCred;
+  hello: boolean;
+  records: Set<SockRecord>;
+}
+
+export interface IpcServerOptions {
+  stack: Stack;
+  path: string;
+  logger: Logger;
+  native?: IpcNative;
+}
+
+export class IpcServer {
+  readonly path: string;
+  private readonly server: net.Server;
+  private readonly records = new Map<string, SockRecord>();
+  private readonly parked = new Map<string, { stream: net.Socket; cred: PeerCred; timer: NodeJS.Timeout }>();
+  private readonly sessions = new Set<Session>();
+  private acceptCounter = 0;
+  private closed = false;
+  private warnedMptcp = false;
+
+  private constructor(
+    private readonly stack: Stack,
+    socketPath: string,
+    private readonly log: Logger,
+    private readonly native: IpcNative,
+  ) {
+    this.path = socketPath;
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.onConnection(s));
+  }
+
+  /**
+   * Listens on `path` (creating its directory 0700 if needed; the socket is 0600). A
+   * socket file nobody answers on is removed; one a daemon answers on is an error (EADDRINUSE).
+   */
+  static async start(opts: IpcServerOptions): Promise<IpcServer> {
+    const native = opts.native ?? loadIpcNative();
+    const socketPath = path.resolve(opts.path);
+    const dir = path.dirname(socketPath);
+    if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (fs.existsSync(socketPath)) {
+      if (await answers(socketPath)) {
+        throw Object.assign(new Error(`another nuse daemon is listening on ${socketPath} (give --socket PATH)`), {
+          code: 'EADDRINUSE',
+        });
+      }
+      fs.unlinkSync(socketPath);
+    }
+    const ipc = new IpcServer(opts.stack, socketPath, opts.logger.child({ component: 'ipc' }), native);
+    await new Promise<void>((resolve, reject) => {
+      ipc.server.once('error', reject);
+      // Created 0600 (the umask applies to the bind, which happens inside listen()).
+      const old = process.umask(0o177);
+      try {
+        ipc.server.listen(socketPath, () => {
+          ipc.server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(old);
+      }
+    });
+    fs.chmodSync(socketPath, 0o600);
+    ipc.server.on('error', (e) => ipc.log.error({ err: e.message }, 'control socket error'));
+    ipc.log.info({ socket: socketPath, version: PROTOCOL_VERSION }, 'control socket ready');
+    return ipc;
+  }
+
+  /** Stops listening, drops every client and stream (programs see EOF/EPIPE), removes the socket file. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.server.close();
+    for (const s of this.sessions) s.socket.destroy();
+    for (const p of this.parked.values()) {
+      clearTimeout(p.timer);
+      p.stream.destroy();
+    }
+    this.parked.clear();
+    for (const r of [...this.records.values()]) this.dispose(r);
+    try {
+      fs.unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Sockets known to the daemon (for tests and `nuse ls` later). */
+  get size(): number {
+    return this.records.size;
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private onConnection(socket: net.Socket): void {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let cred: PeerCred;
+    let name: string | null;
+    try {
+      if (typeof fd !== 'number' || fd < 0) throw new Error('no file descriptor');
+      cred = this.native.peerCred(fd);
+      name = this.native.peerName(fd);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'refusing a connection whose credentials cannot be read');
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => undefined); // reported where it matters ('close' follows)
+    if (name !== null && /^nuse\/[46]\//.test(name)) this.onDataStream(socket, name, cred);
+    else this.onControl(socket, cred);
+  }
+
+  private onControl(socket: net.Socket, cred: PeerCred): void {
+    const session: Session = { socket, cred, hello: false, records: new Set() };
+    this.sessions.add(session);
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      if (socket.destroyed) return;
+      try {
+        for (const body of reader.push(chunk)) {
+          const req = decodeRequest(body);
+          try {
+            this.onRequest(session, req);
+          } catch (e) {
+            if (e instanceof ProtocolError) throw e;
+            // A bug of ours must not take the daemon down: this request fails, the rest carries on.
+            this.log.error({ op: req.op, err: (e as Error).stack ?? String(e) }, 'request failed');
+            this.fail(session, req.id, 'EIO');
+          }
+          if (socket.destroyed) return;
+        }
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        this.log.warn({ peerPid: cred.pid, uid: cred.uid, reason: e.message }, 'closing a malformed control client');
+        socket.destroy();
+      }
+    });
+    socket.on('end', () => socket.destroy());
+    socket.on('close', () => {
+      this.sessions.delete(session);
+      this.endSession(session);
+    });
+    socket.resume();
+  }
+
+  private reply(session: Session, id: number, fields: Record<string, unknown> = {}, err = 0): undefined {
+    if (session.socket.destroyed) return;
+    session.socket.write(encodeFrame({ id, err, ...fields }));
+  }
+
+  private fail(session: Session, id: number, code: string): undefined {
+    this.reply(session, id, {}, errnoOf(code));
+  }
+
+  private onRequest(session: Session, req: Request): undefined {
+    if (!session.hello) {
+      if (req.op !== 'hello') throw new ProtocolError(`"${req.op}" before "hello"`);
+      if (req.v !== PROTOCOL_VERSION) {
+        this.log.warn({ peerPid: session.cred.pid, version: req.v }, 'shim speaks another protocol version');
+        this.fail(session, req.id, 'EPROTONOSUPPORT');
+        session.socket.end();
+        return;
+      }
+      session.hello = true;
+      this.reply(session, req.id, { v: PROTOCOL_VERSION });
+      return;
+    }
+    switch (req.op) {
+      case 'hello':
+        throw new ProtocolError('a second "hello"');
+      case 'connect':
+        return this.onConnect(session, req);
+      case 'bind':
+        return this.onBind(session, req);
+      case 'listen':
+        return this.onListen(session, req);
+      case 'status':
+        return this.onStatus(session, req);
+      case 'name':
+        return this.onName(session, req);
+      case 'setopt':
+        return this.onSetopt(session, req);
+      case 'getopt':
+        return this.onGetopt(session, req);
+      case 'closed':
+        return this.onClosed(session, req);
+    }
+  }
+
+  /** The record of `name` for this session's uid, created idle when absent; undefined (EPERM sent) for another uid's. */
+  private record(session: Session, id: number, name: string, create = true): SockRecord | undefined {
+    let r = this.records.get(name);
+    if (r !== undefined) {
+      if (r.uid !== session.cred.uid) {
+        this.log.warn({ peerPid: session.cred.pid, uid: session.cred.uid, sock: name }, 'a socket of another uid');
+        this.fail(session, id, 'EPERM');
+        return undefined;
+      }
+      return r;
+    }
+    if (!create) return undefined;
+    if (name.startsWith('nuse/a/')) {
+      this.fail(session, id, 'EBADF');
+      return undefined;
+    }
+    const [, fam, proto] = name.split('/');
+    r = {
+      name,
+      uid: session.cred.uid,
+      family: fam === '4' ? 4 : 6,
+      protocol: Number(proto),
+      session,
+      state: 'idle',
+      bound: undefined,
+      opts: new Map(),
+      pendingError: undefined,
+      lastError: undefined,
+      conn: undefined,
+      stream: undefined,
+      fill: 0,
+      sndbuf: 0,
+      server: undefined,
+      pumping: false,
+    };
+    this.records.set(name, r);
+    session.records.add(r);
+    return r;
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  private onBind(session: Session, req: RequestOf<'bind'>): undefined {
+    const r = this.record(session, req.id, req.sock);
+    if (r === undefined) return;
+    if (r.state !== 'idle' || r.bound !== undefined) return this.fail(session, req.id, 'EINVAL');
+    const address = normalize(r.family, req.addr);
+    if (address === undefined) return this.fail(session, req.id, 'EAFNOSUPPORT');
+    if (!isUnspecified(address) && !isLoopback(address) && !this.stack.ip.isLocalAddress(address)) {
+      return this.fail(session, req.id, 'EADDRNOTAVAIL');
+    }
+    if (req.port !== 0 && req.port < 1024 && session.cred.uid !== 0) return this.fail(session, req.id, 'EACCES');
+    r.bound = { address: isUnspecified(address) ? undefined : address, port: req.port };
+    this.reply(session, req.id);
+  }
+
+  private onConnect(session: Session, req: RequestOf<'connect'>): undefined {
+    const r = this.record(session, req.id, req.sock);
+    if (r === undefined) return;
+    if (r.state === 'connecting') return this.fail(session, req.id, 'EALREADY');
+    if (r.state !== 'idle') return this.fail(session, req.id, r.state === 'connected' ? 'EISCONN' : 'EINVAL');
+    const address = normalize(r.family, req.addr);
+    if (address === undefined) return this.fail(session, req.id, 'EAFNOSUPPORT');
+    if (req.port === 0) return this.fail(session, req.id, 'ECONNREFUSED');
+    const loopback = isLoopback(address);
+    if (!loopback && !isUnspecified(address) && this.stack.ip.route(address) === undefined) {
+      return this.fail(session, req.id, 'ENETUNREACH');
+    }
+    r.fill = req.fill;
+    r.sndbuf = req.sndbuf;
+    r.state = 'connecting';
+    const host = formatIp(address);
+    const o = r.opts;
+    let conn: TcpSocket | net.Socket;
+    if (loopback) {
+      // Policy keeps loopback on the kernel: the daemon is the kernel socket's owner.
+      conn = net.connect({
+        host,
+        port: req.port,
+        allowHalfOpen: true,
+        localAddress: r.bound?.address !== undefined ? formatIp(r.bound.address) : undefined,
+        noDelay: o.get(`${IPPROTO_TCP}/${TCP_NODELAY}`) ? true : undefined,
+      });
+    } else {
+      conn = this.stack.connect({
+        host,
+        port: req.port,
+        localAddress: r.bound?.address !== undefined ? formatIp(r.bound.address) : undefined,
+        localPort: r.bound?.port || undefined,
+        protocol: this.protocolFor(r.protocol),
+        allowHalfOpen: true,
+        noDelay: o.get(`${IPPROTO_TCP}/${TCP_NODELAY}`) ? true : undefined,
+        keepAlive: o.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`) ? true : undefined,
+        keepAliveInitialDelay: (o.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000,
+        tcp: this.buffers(r),
+      });
+    }
+    r.conn = conn;
+    conn.once('connect', () => {
+      if (r.state !== 'connecting') return;
+      r.state = 'connected';
+      this.log.debug({ sock: r.name, remote: `${host}:${req.port}` }, 'connected');
+      this.maybePump(r);
+    });
+    conn.on('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? 'EIO';
+      if (r.state === 'connecting') {
+        r.state = 'failed';
+        r.lastError = code;
+        this.log.debug({ sock: r.name, remote: `${host}:${req.port}`, code }, 'connect failed');
+        // The stream ends: its filler goes with it, so the program sees POLLOUT (and HUP), then SO_ERROR.
+        r.stream?.destroy();
+      }
+      r.pendingError = code;
+    });
+    const parked = this.parked.get(r.name);
+    if (parked !== undefined) {
+      this.parked.delete(r.name);
+      clearTimeout(parked.timer);
+      this.attachStream(r, parked.stream, parked.cred);
+    }
+    this.reply(session, req.id);
+  }
+
+  private protocolFor(protocol: number): number {
+    if (this.stack.protocols.has(protocol)) return protocol;
+    if (!this.warnedMptcp) {
+      this.warnedMptcp = true;
+      this.log.warn({ protocol }, 'protocol not loaded (no plugin): falling back to TCP');
+    }
+    return IPPROTO_TCP;
+  }
+
+  private buffers(r: SockRecord): { receiveBuffer?: number; sendBuffer?: number } {
+    const out: { receiveBuffer?: number; sendBuffer?: number } = {};
+    const rcv = r.opts.get(`${SOL_SOCKET}/${SO_RCVBUF}`);
+    const snd = r.opts.get(`${SOL_SOCKET}/${SO_SNDBUF}`);
+    // As Linux, the value asked for is doubled (bookkeeping overhead), with the same floors.
+    if (rcv !== undefined) out.receiveBuffer = Math.max(2304, rcv * 2);
+    if (snd !== undefined) out.sendBuffer = Math.max(4608, snd * 2);
+    return out;
+  }
+
+  private onListen(session: Session, req: RequestOf<'listen'>): undefined {
+    const r = this.record(session, req.id, req.sock);
+    if (r === undefined) return;
+    if (r.state === 'listening') return this.reply(session, req.id);
+    if (r.state !== 'idle') return this.fail(session, req.id, 'EINVAL');
+    const port = r.bound?.port ?? 0;
+    const address = r.bound?.address;
+    const backlog = Math.max(1, Math.min(req.backlog, 4096));
+    let server: TcpServer | net.Server;
+    const onConnection = (conn: TcpSocket | net.Socket): void => this.deliver(r, conn);
+    if (address !== undefined && isLoopback(address)) {
+      server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+      server.listen({ port, host: formatIp(address), backlog });
+    } else {
+      server = this.stack.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+      server.listen({ port, host: address !== undefined ? formatIp(address) : undefined, backlog });
+    }
+    r.server = server;
+    r.state = 'listening';
+    const onError = (e: NodeJS.ErrnoException): void => {
+      r.state = 'idle';
+      r.server = undefined;
+      this.fail(session, req.id, e.code ?? 'EIO');
+    };
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      server.on('error', (e) => this.log.warn({ sock: r.name, err: e.message }, 'listener error'));
+      this.log.debug({ sock: r.name, address: server.address() }, 'listening');
+      this.reply(session, req.id);
+    });
+  }
+
+  /** Hands an accepted TCP connection to the program: connect to its unix listener, then pump. */
+  private deliver(listener: SockRecord, conn: TcpSocket | net.Socket, attempt = 0): void {
+    if (listener.state !== 'listening' || this.closed) {
+      conn.destroy();
+      return;
+    }
+    const name = `nuse/a/${process.pid}.${++this.acceptCounter}`;
+    let fd: number;
+    try {
+      fd = this.native.connectAbstract(name, listener.name);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' && attempt < 100) {
+        // The program's backlog is full: it is not accepting fast enough. Try again shortly.
+        setTimeout(() => this.deliver(listener, conn, attempt + 1), 10);
+        return;
+      }
+      this.log.debug({ sock: listener.name, code }, 'cannot hand over a connection');
+      conn.resetAndDestroy();
+      if (code === 'ECONNREFUSED' || code === 'ENOENT') this.stopListening(listener, 'the program closed it');
+      return;
+    }
+    let stream: net.Socket;
+    try {
+      stream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    } catch (e) {
+      fs.closeSync(fd);
+      this.log.error({ sock: listener.name, err: (e as Error).message }, 'cannot wrap a connection to the program');
+      conn.resetAndDestroy();
+      return;
+    }
+    stream.on('error', () => undefined);
+    const r: SockRecord = {
+      name,
+      uid: listener.uid,
+      family: listener.family,
+      protocol: listener.protocol,
+      session: undefined,
+      state: 'connected',
+      bound: undefined,
+      opts: new Map(listener.opts),
+      pendingError: undefined,
+      lastError: undefined,
+      conn,
+      stream,
+      fill: 0,
+      sndbuf: 0,
+      server: undefined,
+      pumping: false,
+    };
+    if (r.opts.get(`${IPPROTO_TCP}/${TCP_NODELAY}`)) conn.setNoDelay(true);
+    if (r.opts.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`)) conn.setKeepAlive(true);
+    conn.on('error', (e: NodeJS.ErrnoException) => {
+      r.pendingError = e.code ?? 'EIO';
+    });
+    this.records.set(name, r);
+    this.maybePump(r);
+  }
+
+  private stopListening(r: SockRecord, why: string): void {
+    if (r.state !== 'listening') return;
+    this.log.debug({ sock: r.name, why }, 'stopped listening');
+    r.state = 'closed';
+    r.server?.close();
+    r.server = undefined;
+    this.forget(r);
+  }
+
+  private onStatus(session: Session, req: RequestOf<'status'>): undefined {
+    const r = this.record(session, req.id, req.sock, false);
+    if (r === undefined) {
+      if (!session.socket.destroyed && !this.records.has(req.sock)) this.reply(session, req.id, { state: 'idle' });
+      return;
+    }
+    const err = r.pendingError;
+    if (req.clear) r.pendingError = undefined;
+    this.reply(session, req.id, {
+      state: r.state,
+      sndbuf: r.sndbuf,
+      // A repeated connect after a failure reports the failure again.
+      ...(err !== undefined ? { err: errnoOf(err) } : r.state === 'failed' ? { err: errnoOf(r.lastError) } : {}),
+    });
+  }
+
+  private onName(session: Session, req: RequestOf<'name'>): undefined {
+    const r = this.record(session, req.id, req.sock, !req.sock.startsWith('nuse/a/'));
+    if (r === undefined) {
+      if (!this.records.has(req.sock)) this.fail(session, req.id, 'EBADF');
+      return;
+    }
+    const conn = r.conn;
+    if (req.peer) {
+      if (r.state !== 'connected' || conn?.remoteAddress === undefined) return this.fail(session, req.id, 'ENOTCONN');
+      return this.reply(session, req.id, endpoint(conn.remoteAddress, conn.remotePort ?? 0));
+    }
+    if (conn?.localAddress !== undefined && (r.state === 'connected' || r.state === 'connecting')) {
+      return this.reply(session, req.id, endpoint(conn.localAddress, conn.localPort ?? 0));
+    }
+    const a = r.server?.address();
+    if (a !== undefined && a !== null && typeof a === 'object') {
+      return this.reply(session, req.id, endpoint(a.address, a.port));
+    }
+    const any = new Uint8Array(r.family === 4 ? 4 : 16);
+    this.reply(session, req.id, { addr: r.bound?.address ?? any, port: r.bound?.port ?? 0 });
+  }
+
+  private onSetopt(session: Session, req: RequestOf<'setopt'>): undefined {
+    const r = this.record(session, req.id, req.sock, !req.sock.startsWith('nuse/a/'));
+    if (r === undefined) {
+      if (!this.records.has(req.sock)) this.fail(session, req.id, 'EBADF');
+      return;
+    }
+    const key = `${req.level}/${req.opt}`;
+    const conn = r.conn;
+    const live = conn !== undefined && (r.state === 'connected' || r.state === 'connecting');
+    switch (key) {
+      case `${IPPROTO_TCP}/${TCP_NODELAY}`:
+        if (live) conn.setNoDelay(req.val !== 0);
+        break;
+      case `${SOL_SOCKET}/${SO_KEEPALIVE}`:
+        if (live) conn.setKeepAlive(req.val !== 0, (r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000);
+        break;
+      case `${IPPROTO_TCP}/${TCP_KEEPIDLE}`:
+        if (req.val < 1 || req.val > 32767) return this.fail(session, req.id, 'EINVAL');
+        if (live && r.opts.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`)) conn.setKeepAlive(true, req.val * 1000);
+        break;
+      case `${SOL_SOCKET}/${SO_RCVBUF}`:
+      case `${SOL_SOCKET}/${SO_SNDBUF}`:
+        // Sizes the TCP buffers of a connection not yet made; a live one keeps its own.
+        if (req.val < 0) return this.fail(session, req.id, 'EINVAL');
+        break;
+      default:
+        if (!REMEMBERED.has(key)) return this.fail(session, req.id, 'ENOPROTOOPT');
+    }
+    r.opts.set(key, req.val);
+    this.reply(session, req.id);
+  }
+
+  private onGetopt(session: Session, req: RequestOf<'getopt'>): undefined {
+    const r = this.record(session, req.id, req.sock, !req.sock.startsWith('nuse/a/'));
+    if (r === undefined) {
+      if (!this.records.has(req.sock)) this.fail(session, req.id, 'EBADF');
+      return;
+    }
+    const key = `${req.level}/${req.opt}`;
+    const stored = r.opts.get(key);
+    const cfg = this.stack.tcp.config;
+    switch (key) {
+      case `${IPPROTO_TCP}/${TCP_NODELAY}`:
+      case `${SOL_SOCKET}/${SO_KEEPALIVE}`:
+        return this.reply(session, req.id, { val: stored ? 1 : 0 });
+      case `${SOL_SOCKET}/${SO_RCVBUF}`:
+        return this.reply(session, req.id, { val: this.buffers(r).receiveBuffer ?? cfg.receiveBuffer });
+      case `${SOL_SOCKET}/${SO_SNDBUF}`:
+        return this.reply(session, req.id, { val: this.buffers(r).sendBuffer ?? cfg.sendBuffer });
+      case `${IPPROTO_TCP}/${TCP_KEEPIDLE}`:
+        return this.reply(session, req.id, { val: stored ?? Math.round(cfg.keepAliveIdleMs / 1000) });
+      case `${IPPROTO_TCP}/${TCP_MAXSEG}`:
+        return this.reply(session, req.id, { val: r.family === 4 ? 1460 : 1440 });
+      case `${SOL_SOCKET}/${SO_LINGER}`:
+        return this.reply(session, req.id, { val: stored ?? -1 });
+      default:
+        if (!REMEMBERED.has(key)) return this.fail(session, req.id, 'ENOPROTOOPT');
+        return this.reply(session, req.id, { val: stored ?? 0 });
+    }
+  }
+
+  private onClosed(session: Session, req: RequestOf<'closed'>): undefined {
+    const r = this.record(session, req.id, req.sock, false);
+    if (r !== undefined && r.state === 'listening') this.checkListener(r);
+    this.reply(session, req.id);
+  }
+
+  /** Stops a listener once no process holds its unix listener (its name left /proc/net/unix). */
+  private checkListener(r: SockRecord): void {
+    fs.readFile('/proc/net/unix', 'latin1', (err, text) => {
+      if (err !== null || r.state !== 'listening') return;
+      if (!text.includes(` @${r.name}\n`)) this.stopListening(r, 'the program closed it');
+    });
+  }
+
+  /** A process's control connection closed: what it set up but never connected goes; listeners are checked. */
+  private endSession(session: Session): void {
+    for (const r of session.records) {
+      r.session = undefined;
+      if (r.state === 'idle' || r.state === 'failed') this.forget(r);
+      else if (r.state === 'listening') this.checkListener(r);
+      else if (r.stream === undefined && r.state !== 'closed') this.dispose(r);
+    }
+    session.records.clear();
+  }
+
+  // ---------------------------------------------------------------- data streams
+
+  private onDataStream(stream: net.Socket, name: string, cred: PeerCred): void {
+    const r = this.records.get(name);
+    if (r === undefined) {
+      // The stream may come before its connect request: wait for it a little.
+      const old = this.parked.get(name);
+      if (old !== undefined) {
+        clearTimeout(old.timer);
+        old.stream.destroy();
+      }
+      const timer = setTimeout(() => {
+        this.parked.delete(name);
+        stream.destroy();
+      }, PARK_MS);
+      this.parked.set(name, { stream, cred, timer });
+      stream.once('close', () => {
+        if (this.parked.get(name)?.stream === stream) {
+          clearTimeout(timer);
+          this.parked.delete(name);
+        }
+      });
+      return;
+    }
+    this.attachStream(r, stream, cred);
+  }
+
+  private attachStream(r: SockRecord, stream: net.Socket, cred: PeerCred): void {
+    if (cred.uid !== r.uid || r.stream !== undefined) {
+      this.log.warn(
+        { sock: r.name, peerPid: cred.pid, uid: cred.uid },
+        'refusing a data stream (another uid, or a second one)',
+      );
+      stream.destroy();
+      return;
+    }
+    r.stream = stream;
+    if (r.state === 'failed') stream.destroy();
+    else this.maybePump(r);
+  }
+
+  /**
+   * Once the connection is established and the stream is here: discard the filler, then
+   * pump both ways. Backpressure: a full TCP send buffer pauses reading the stream (the
+   * program's writes block); a stream that does not drain pauses reading TCP (the window closes).
+   */
+  private maybePump(r: SockRecord): void {
+    const s = r.stream;
+    const c = r.conn as Duplex | undefined;
+    if (r.pumping || s === undefined || c === undefined || r.state !== 'connected') return;
+    r.pumping = true;
+    let skip = r.fill;
+    let streamClosed = false;
+    let connClosed = false;
+    const done = (): void => {
+      if (streamClosed && connClosed) this.forget(r);
+    };
+    s.on('data', (chunk: Buffer) => {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length);
+        skip -= n;
+        if (n === chunk.length) return;
+        chunk = chunk.subarray(n);
+      }
+      if (!c.write(chunk)) s.pause();
+    });
+    c.on('drain', () => s.resume());
+    // The program closed or shut down its writing side: FIN after what it wrote.
+    s.on('end', () => c.end());
+    c.on('data', (chunk: Buffer) => {
+      if (!s.write(chunk)) c.pause();
+    });
+    s.on('drain', () => c.resume());
+    // The peer's FIN: the program reads EOF.
+    c.on('end', () => s.end());
+    s.on('close', () => {
+      streamClosed = true;
+      // The program is gone while TCP still has work: as the kernel for a closed socket, reset.
+      if (!connClosed && !(c.writableEnded && c.readableEnded)) c.destroy();
+      done();
+    });
+    c.on('close', () => {
+      connClosed = true;
+      r.state = r.state === 'connected' ? 'closed' : r.state;
+      if (!streamClosed) {
+        if (r.pendingError !== undefined) s.destroy();
+        else s.end();
+      }
+      done();
+    });
+    s.resume();
+    c.resume();
+  }
+
+  private forget(r: SockRecord): void {
+    if (this.records.get(r.name) === r) this.records.delete(r.name);
+    r.session?.records.delete(r);
+  }
+
+  private dispose(r: SockRecord): void {
+    r.state = 'closed';
+    r.stream?.destroy();
+    r.conn?.destroy();
+    r.server?.close();
+    this.forget(r);
+  }
+}
+
+export interface ControlSocket {
+  /** Where it listens. */
+  readonly path: string;
+  /** Resolves once listening; rejects when it cannot listen (the path is taken by another daemon, no permission). */
+  readonly ready: Promise<void>;
+  /** Closes it (also when still opening). */
+  close(): void;
+}
+
+/**
+ * The daemon's control socket on `path`, or on the default path when none is given. A
+ * path that cannot be used is an error, the default one included: a daemon that runs
+ * without its control socket would leave `nuse run` talking to another daemon.
+ */
+export function startControlSocket(opts: { stack: Stack; path?: string; logger: Logger }): ControlSocket {
+  let server: IpcServer | undefined;
+  let closed = false;
+  const path = opts.path ?? defaultSocketPath();
+  const ready = IpcServer.start({
+    stack: opts.stack,
+    path,
+    logger: opts.logger,
+  }).then((s) => {
+    if (closed) s.close();
+    else server = s;
+  });
+  return {
+    path,
+    ready,
+    close() {
+      closed = true;
+      server?.close();
+    },
+  };
+}
+
+/** Whether a daemon answers on a unix socket path. */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The address as the stack sees it: v4-mapped addresses of an AF_INET6 socket are IPv4. */
+function normalize(family: 4 | 6, a: Uint8Array): Uint8Array | undefined {
+  if (family === 4) return a.length === 4 ? a : undefined;
+  return a;
+}
+
+function isUnspecified(a: Uint8Array): boolean {
+  return a.every((b) => b === 0);
+}
+
+function isLoopback(a: Uint8Array): boolean {
+  if (a.length === 4) return a[0] === 127;
+  return a.every((b, i) => (i === 15 ? b === 1 : b === 0));
+}
+
+/** An address text from Node or the stack ("10.0.0.1", "::ffff:127.0.0.1", "fd00::1") as reply fields. */
+function endpoint(text: string, port: number): { addr: Uint8Array; port: number } {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  return { addr: parseIp(m !== null ? m[1]! : text), port };
+}
