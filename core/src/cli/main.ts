@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `nuse` executable: `nuse daemon`, `nuse router`, ... (`npx nuse --help`).
+ * The `nuse` executable: `nuse daemon`, `nuse run`, `nuse router` (`npx nuse --help`).
  * Mistakes in the arguments exit with status 2 and one line on standard error; a
  * command that cannot start (no permission, a name taken) exits with status 1.
  */
 
 import { Command, CommanderError } from 'commander';
 import { registerDaemonCommand, StartupError } from '../daemon/command';
+import { registerRouterCommand } from '../router/command';
 import { registerRunCommand } from '../run/command';
 import { UsageError } from './usage-error';
 
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDaemonCommand(program);
   registerRunCommand(program);
-  loadOptionalCommands(program);
+  registerRouterCommand(program);
   // One line per mistake, in the same form as the CLI's own usage errors.
   const output = {
     outputError: (text: string, write: (s: string) => void) =>
@@ -28,15 +29,6 @@ export function buildProgram(): Command {
   program.configureOutput(output);
   for (const c of program.commands) c.exitOverride().configureOutput(output);
   return program;
-}
-
-/** Commands whose modules may not be built in every checkout stage (kept separate so one failing import names itself). */
-function loadOptionalCommands(program: Command): void {
-  try {
-    (require('../router/command') as { registerRouterCommand(p: Command): void }).registerRouterCommand(program);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-  }
 }
 
 /** Runs the CLI; resolves with the exit status. */
