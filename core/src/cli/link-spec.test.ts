@@ -64,6 +64,7 @@ describe('parseTunSpec', () => {
     ['nuse0,fd00::2/64,mtu=1000', /out of range \(1280 to 65535\)/],
     ['nuse0,10.0.0.2/24,peer=fd00::1', /not an IPv4 address/],
     ['nuse0,10.0.0.2/24,peer=10.0.0.2', /must differ/],
+    ['nuse0,10.0.0.2/24,peer=10.9.9.9', /peer 10\.9\.9\.9 is not in 10\.0\.0\.2\/24/],
     ['nuse0,10.0.0.2/24,peer=nonsense', /not an IP address/],
     ['nuse0,10.0.0.2/24,netns=../etc', /bad netns name/],
     ['nuse0,10.0.0.2/24,delay=1ms,delay=2ms', /delay is given twice/],

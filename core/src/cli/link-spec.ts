@@ -81,6 +81,8 @@ export function parseTunSpec(text: string): TunSpec {
     if (key === 'peer') {
       spec.peer = parseAddressOfFamily(value, prefix.family, `${what}: peer`);
       if (spec.peer === spec.address) throw new UsageError(`${what}: peer must differ from the link's own address`);
+      // The peer holds the prefix on its side: outside it, the link's own address would not be routed into the link.
+      if (!prefix.contains(parseIp(spec.peer))) throw new UsageError(`${what}: peer ${spec.peer} is not in ${cidr}`);
     } else if (key === 'netns') {
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value) || value === '.' || value === '..') {
         throw new UsageError(`${what}: bad netns name "${value}"`);

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import { parseRouteSpec, parseTunSpec, type RouteSpec, type TunSpec } from '../cli/link-spec';
 import { UsageError } from '../cli/usage-error';
 import { DEFAULT_TCP_CONFIG, resolveTcpConfig, type TcpConfig } from '../tcp/config';
+import { defaultCongestionControls } from '../tcp/congestion';
 import { Prefix, parseIp } from '../wire/address';
 import { checkLogFormat, checkLogLevel, type LogFormat, type LogLevel } from './logger';
 
@@ -41,6 +42,7 @@ export interface DaemonFlags {
   pcap?: string;
 }
 
+const MAX_TIMER_MS = 2_000_000_000;
 const TOP_KEYS = ['tun', 'route', 'log', 'tcp', 'pcap'];
 const LOG_KEYS = ['level', 'format'];
 
@@ -119,8 +121,15 @@ export function parseConfigObject(raw: unknown): DaemonConfig {
   if (raw.log !== undefined) {
     if (!isPlainObject(raw.log)) throw new UsageError('"log" must be an object');
     checkKeys(raw.log, LOG_KEYS, '"log"');
-    if (raw.log.level !== undefined) config.logLevel = checkLogLevel(String(raw.log.level));
-    if (raw.log.format !== undefined) config.logFormat = checkLogFormat(String(raw.log.format));
+    const { level, format } = raw.log;
+    if (level !== undefined) {
+      if (typeof level !== 'string') throw new UsageError('"log.level" must be a string');
+      config.logLevel = checkLogLevel(level);
+    }
+    if (format !== undefined) {
+      if (typeof format !== 'string') throw new UsageError('"log.format" must be a string');
+      config.logFormat = checkLogFormat(format);
+    }
   }
   if (raw.pcap !== undefined) {
     if (typeof raw.pcap !== 'string' || raw.pcap === '') throw new UsageError('"pcap" must be a file name');
@@ -132,6 +141,18 @@ export function parseConfigObject(raw: unknown): DaemonConfig {
       resolveTcpConfig(DEFAULT_TCP_CONFIG, raw.tcp as Partial<TcpConfig>);
     } catch (e) {
       throw new UsageError((e as Error).message);
+    }
+    const cc = raw.tcp.congestionControl;
+    if (typeof cc === 'string' && !defaultCongestionControls.has(cc)) {
+      throw new UsageError(
+        `TCP config: no congestion control named "${cc}" (known: ${defaultCongestionControls.names().join(', ')})`,
+      );
+    }
+    for (const [key, value] of Object.entries(raw.tcp)) {
+      // Timers past Node's limit (2^31-1 ms, about 24.8 days) and longer are no setting anyone means.
+      if (key.endsWith('Ms') && typeof value === 'number' && value > MAX_TIMER_MS) {
+        throw new UsageError(`TCP config: ${key} ${value} is more than ${MAX_TIMER_MS} ms (24 days)`);
+      }
     }
     config.tcp = raw.tcp as Partial<TcpConfig>;
   }

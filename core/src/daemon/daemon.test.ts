@@ -236,6 +236,9 @@ describe('daemon config', () => {
     ['{"log": {"colour": true}}', /unknown key "colour" in "log"/],
     ['{"tcp": {"minRtoMs": "fast"}}', /minRtoMs must be a number/],
     ['{"tcp": {"warpDrive": 1}}', /unknown setting "warpDrive"/],
+    ['{"tcp": {"congestionControl": "nope"}}', /no congestion control named "nope" \(known: .*newreno/],
+    ['{"tcp": {"keepAliveIdleMs": 3000000000}}', /keepAliveIdleMs 3000000000 is more than/],
+    ['{"log": {"level": {"toString": null}}}', /"log.level" must be a string/],
     ['{"route": [{"via": "1.2.3.4"}]}', /route\[0\] must be a string/],
   ])('rejects %s', (text, message) => {
     expect(() => parseConfigObject(JSON.parse(text))).toThrow(UsageError);

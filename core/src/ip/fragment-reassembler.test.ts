@@ -181,6 +181,22 @@ describe('FragmentReassembler (RFC 791 §3.2, RFC 815, RFC 8200 §4.5, RFC 5722)
     expect(r.insert(frag('a', 32))).toEqual({ kind: 'dropped', cause: 'fragment-too-many' });
   });
 
+  test('a fragment refused for memory does not take a slot in the table', () => {
+    const { r } = setup('identical-bytes-allowed', { maxDatagrams: 4, maxBytes: 1000 });
+    const frag = (key: string, len: number) => ({
+      key,
+      offset: 0,
+      data: new Uint8Array(len),
+      more: true,
+      maxEnd: 65515,
+    });
+    expect(r.insert(frag('a', 992)).kind).toBe('pending');
+    for (const key of ['b', 'c', 'd']) {
+      expect(r.insert(frag(key, 16))).toEqual({ kind: 'dropped', cause: 'reassembly-memory-full' });
+    }
+    expect(r.inProgress).toBe(1);
+  });
+
   test('clear() cancels every timer', () => {
     const { r, clock } = setup();
     r.insert(cut(data, 1480)[1]!);

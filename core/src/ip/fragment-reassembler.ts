@@ -111,12 +111,13 @@ export class FragmentReassembler<First> {
     if (f.more && (f.data.length === 0 || f.data.length % 8 !== 0)) return dropped('fragment-bad-length');
     if (end > f.maxEnd) return dropped('fragment-too-big');
     let d = this.datagrams.get(f.key);
+    if (d?.discarded) return dropped('fragment-of-discarded-datagram');
+    // Checked before a new datagram takes a slot: a refused fragment must not hold one.
+    if (this.heldBytes + f.data.length > this.limits.maxBytes) return dropped('reassembly-memory-full');
     if (d === undefined) {
       if (this.datagrams.size >= this.limits.maxDatagrams) return dropped('reassembly-table-full');
       d = this.start(f.key);
     }
-    if (d.discarded) return dropped('fragment-of-discarded-datagram');
-    if (this.heldBytes + f.data.length > this.limits.maxBytes) return dropped('reassembly-memory-full');
     if (d.fragments >= this.limits.maxFragmentsPerDatagram) return this.discard(d, 'fragment-too-many');
     // The last fragment fixes the length; a fragment past it, or a second different end, is inconsistent.
     if (!f.more) {

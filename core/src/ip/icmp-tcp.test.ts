@@ -309,7 +309,7 @@ describe('Path MTU discovery (RFC 1191, RFC 8201)', () => {
     expect(env.a.ip.route(parseIp('fd00:2::1'))?.mtu).toBe(1280);
   });
 
-  test('IPv6: a packet too big below 1280 is clamped to the minimum MTU (RFC 8201 §4)', async () => {
+  test('IPv6: a packet too big below 1280 is discarded (RFC 8201 §4)', async () => {
     const env = routedStacks({ seed: 8, v6: true });
     env.router.forwardMtu = 1000;
     env.b.createServer(() => {}).listen(80);
@@ -317,8 +317,8 @@ describe('Path MTU discovery (RFC 1191, RFC 8201)', () => {
     const r = connectAndWatch(socket);
     await runUntil(env.a, () => r.connected);
     socket.write(Buffer.alloc(5000, 7));
-    await runUntil(env.a, () => env.router.counters.icmpSent > 0);
-    await runUntil(env.a, () => env.a.ip.route(parseIp('fd00:2::1'))?.mtu === 1280);
+    await runUntil(env.a, () => env.a.ip.drops['icmpv6-ptb-below-minimum'] !== undefined);
+    expect(env.a.ip.route(parseIp('fd00:2::1'))?.mtu).toBe(1500);
     socket.destroy();
   });
 });

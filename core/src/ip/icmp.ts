@@ -1,15 +1,17 @@
 import { Icmpv4Repr, Icmpv4TimeExceededCode, Icmpv4View } from '../wire/icmpv4';
 import { Icmpv6Repr, Icmpv6TimeExceededCode, Icmpv6View } from '../wire/icmpv6';
 import { IpProtocol } from '../wire/ip-protocol';
+import { Ipv6View } from '../wire/ipv6';
 import type { UpperRepr } from '../wire/packet';
 import { ParseError } from '../wire/parse-error';
 import { decodeIcmpv4Error, decodeIcmpv6Error, type IcmpErrorDecode, type IcmpErrorReport } from './icmp-error';
 import type { IcmpRateLimiter } from './icmp-rate-limit';
+import { isUnicast } from './martian';
 
 /** What the ICMP endpoint needs from the IP layer. */
 export interface IcmpHost {
   now(): number;
-  /** Sends from one of our addresses; `dontFragment: false` lets a large reply be fragmented (IPv4). */
+  /** Sends from one of our addresses; `dontFragment: false` lets a large reply go in fragments (IPv4 and IPv6). */
   send(src: Uint8Array, dst: Uint8Array, upper: UpperRepr, opts: { dontFragment: boolean }): boolean;
   /** Validates an error report and hands it to the transport it concerns. */
   deliverError(report: IcmpErrorReport): void;
@@ -87,7 +89,8 @@ export class IcmpEndpoint {
         protocol: 'icmpv6',
         repr: { kind: 'echoReply', identifier: repr.identifier, sequence: repr.sequence, data: repr.data },
       };
-      if (this.host.send(p.dst, p.src, reply, { dontFragment: true })) this.counters.echoRepliesOut++;
+      // RFC 4443 §4.2: the data comes back entire; one over the path MTU goes in fragments.
+      if (this.host.send(p.dst, p.src, reply, { dontFragment: false })) this.counters.echoRepliesOut++;
       return;
     }
     this.deliver(decodeIcmpv6Error(repr, p.src));
@@ -147,13 +150,18 @@ function quotesIcmpError(quoted: Uint8Array): boolean {
     // RFC 792 informational types: echo reply 0, echo 8, timestamp 13/14, information 15/16.
     return type === undefined || ![0, 8, 13, 14, 15, 16].includes(type);
   }
-  if (quoted.length < 41 || quoted[6] !== IpProtocol.IPV6_ICMP) return false;
+  // The quote may carry extension headers (a first fragment quotes its Fragment header):
+  // walk them to the upper-layer header. What cannot be read is treated as an error
+  // message, so nothing is sent about it (RFC 4443 §2.4 (e) errs on the side of silence).
+  let ip: Ipv6View;
+  try {
+    ip = Ipv6View.parse(quoted, { allowTruncated: true });
+  } catch (e) {
+    if (e instanceof ParseError) return true;
+    throw e;
+  }
+  if (ip.upperProtocol !== IpProtocol.IPV6_ICMP) return false;
+  const type = ip.upperPayload[0];
   // RFC 4443 §2.1: types below 128 are errors.
-  return quoted[40]! < 128;
-}
-
-function isUnicast(a: Uint8Array): boolean {
-  if (a.every((b) => b === 0)) return false;
-  if (a.length === 4) return !((a[0]! & 0xf0) === 0xe0 || a.every((b) => b === 0xff));
-  return a[0] !== 0xff;
+  return type === undefined || type < 128;
 }

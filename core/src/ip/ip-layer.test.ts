@@ -130,6 +130,26 @@ describe('IpLayer: ICMP echo (RFC 792, RFC 1122 §3.2.2.6, RFC 4443 §4.2)', () 
     expect(Buffer.from((repr as { data: Uint8Array }).data).equals(Buffer.from(data))).toBe(true);
   });
 
+  test('IPv6: an echo request larger than the MTU is answered in fragments, data entire (RFC 4443 §4.2)', () => {
+    const { ip, received, send } = setup();
+    const data = new Random(4).fill(new Uint8Array(3000));
+    const whole = buildPacket({ src: PEER6, dst: US6 }, echoRequest(true, data, 9, 10));
+    for (const f of ipv6Fragments(whole, 1232, 78)) send(f);
+    expect(received.length).toBe(3);
+    for (const f of received) expect(f.length).toBeLessThanOrEqual(1500);
+    // Reassemble by hand: every fragment is a fixed header, a Fragment header, then data.
+    const pieces = received
+      .map((f) => ({ offset: ((f[42]! << 8) | f[43]!) & 0xfff8, more: (f[43]! & 1) === 1, data: f.subarray(48) }))
+      .sort((a, b) => a.offset - b.offset);
+    expect(pieces.map((p) => p.more)).toEqual([true, true, false]);
+    expect(new Set(received.map((f) => Buffer.from(f.subarray(44, 48)).toString('hex'))).size).toBe(1);
+    const upper = Buffer.concat(pieces.map((p) => p.data));
+    const reply = Icmpv6Repr.parse(Icmpv6View.parse(upper), US6, PEER6);
+    expect(reply).toMatchObject({ kind: 'echoReply', identifier: 9, sequence: 10 });
+    expect(Buffer.from((reply as { data: Uint8Array }).data).equals(Buffer.from(data))).toBe(true);
+    expect(ip.counters.fragmentsOut).toBe(3);
+  });
+
   test('IPv6: an atomic fragment (offset 0, M clear; RFC 6946) is processed at once', () => {
     const { ip, received, send } = setup();
     const whole = buildPacket({ src: PEER6, dst: US6 }, echoRequest(true, new Uint8Array(16)));
@@ -143,6 +163,42 @@ describe('IpLayer: ICMP echo (RFC 792, RFC 1122 §3.2.2.6, RFC 4443 §4.2)', () 
   test('a TTL of 0 on a packet for us does not matter: a host does not forward (RFC 1122 §3.2.1.7)', () => {
     const { received, send } = setup();
     send(buildPacket({ src: PEER4, dst: US4, ttl: 0 }, echoRequest(false, new Uint8Array(8))));
+    expect(received).toHaveLength(1);
+  });
+});
+
+describe('IpLayer: invalid sources (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3)', () => {
+  test.each([
+    '127.0.0.1',
+    '0.0.0.5',
+    '224.0.0.1',
+    '240.0.0.1',
+    '255.255.255.255',
+    '10.0.0.255', // the directed broadcast of the interface's own /24
+    '::1',
+    '::',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+  ])('a packet from %s is dropped silently and counted, never answered', (src) => {
+    const { ip, received, send } = setup();
+    const v6 = src.includes(':');
+    send(buildPacket({ src: parseIp(src), dst: v6 ? US6 : US4 }, echoRequest(v6, new Uint8Array(8))));
+    expect(received).toHaveLength(0);
+    expect(ip.drops['martian-source']).toBe(1);
+    expect(ip.icmp.counters.echoRequestsIn).toBe(0);
+  });
+
+  test('a /31 has no broadcast address: its other end is a valid source (RFC 3021)', () => {
+    const clock = new VirtualClock();
+    const [ours, peer] = WireEnd.pair(clock, 1500, ['ours', 'peer']);
+    const ip = new IpLayer(clock);
+    ip.addInterface(ours, '10.9.0.0/31');
+    const received: Uint8Array[] = [];
+    peer.onReceive((p) => received.push(p));
+    peer.send(
+      buildPacket({ src: parseIp('10.9.0.1'), dst: parseIp('10.9.0.0') }, echoRequest(false, new Uint8Array(8))),
+    );
+    clock.runUntilIdle();
     expect(received).toHaveLength(1);
   });
 });
@@ -208,6 +264,21 @@ describe('IpLayer: reassembly through input', () => {
     clock.advance(20);
     expect(received).toHaveLength(1);
     expect(icmpOf(received).repr).toMatchObject({ kind: 'timeExceeded', code: 1 });
+  });
+
+  test('no ICMPv6 error about an ICMPv6 error, even behind a Fragment header (RFC 4443 §2.4 (e))', () => {
+    const { clock, ip, received, send } = setup();
+    const error = buildPacket(
+      { src: PEER6, dst: US6 },
+      {
+        protocol: 'icmpv6',
+        repr: { kind: 'destUnreachable', code: 1, invoking: new Uint8Array(1800) },
+      },
+    );
+    send(ipv6Fragments(error, 1000, 4)[0]!);
+    clock.advance(61_000);
+    expect(received).toHaveLength(0); // the reassembly timed out, and said nothing
+    expect(ip.icmp.counters.errorsOut).toBe(0);
   });
 
   test('ICMP errors we send are rate-limited (RFC 4443 §2.4 (f))', () => {
@@ -371,7 +442,10 @@ describe('IpLayer: ICMP errors to the transport, and path MTU', () => {
     expect(ip.learnPathMtu(report(0, false, 1400))).toBe(1006); // the plateau below 1400
     expect(ip.learnPathMtu(report(20))).toBe(68);
     expect(ip.route(PEER4)?.mtu).toBe(68);
-    expect(ip.learnPathMtu(report(600, true))).toBe(1280);
+    expect(ip.learnPathMtu(report(600, true))).toBeUndefined(); // RFC 8201 §4: discarded
+    expect(ip.drops['icmpv6-ptb-below-minimum']).toBe(1);
+    expect(ip.route(PEER6)?.mtu).toBe(1500);
+    expect(ip.learnPathMtu(report(1280, true))).toBe(1280);
     expect(ip.learnPathMtu(report(1000, true))).toBeUndefined();
     // RFC 1191 §6.3 / RFC 8201 §5.3: after 10 minutes the link MTU is tried again.
     clock.advance(10 * 60_000);

@@ -11,7 +11,8 @@ import { IcmpEndpoint } from './icmp';
 import type { IcmpErrorReport } from './icmp-error';
 import { IcmpRateLimiter } from './icmp-rate-limit';
 import { fragmentIpv4, type Ipv4FirstFragment, ipv4Fragment, rebuildIpv4Datagram } from './ipv4-fragments';
-import { type Ipv6FirstFragment, ipv6Fragment, rebuildIpv6Packet } from './ipv6-fragments';
+import { fragmentIpv6, type Ipv6FirstFragment, ipv6Fragment, rebuildIpv6Packet } from './ipv6-fragments';
+import { isMartianSource } from './martian';
 import { PathMtuCache, type PathMtuOptions, plateauBelow } from './path-mtu';
 
 export type { OverlapPolicy, ReassemblyDropCause, ReassemblyLimits } from './fragment-reassembler';
@@ -95,6 +96,9 @@ const DEFAULT_REASSEMBLY: ReassemblyLimits = {
  * MTU discovery, fragmentation of our own IPv4 packets sent without DF, and protocol
  * demultiplexing. See docs/ip.md.
  */
+/** RFC 8200 §5: every IPv6 link carries 1280-byte packets. */
+const IPV6_MINIMUM_MTU = 1280;
+
 export class IpLayer {
   readonly interfaces: IpInterface[] = [];
   private readonly routes: Route[] = [];
@@ -118,6 +122,7 @@ export class IpLayer {
   readonly ipv6Reassembly: FragmentReassembler<Ipv6FirstFragment>;
   /** RFC 791 §3.2 / RFC 6864 §4.1: identifications for the packets we send without DF (the ones that may be fragmented). */
   private nextIdentification = 1;
+  private nextIpv6Identification = 1;
 
   constructor(
     readonly clock: Clock,
@@ -234,13 +239,18 @@ export class IpLayer {
       // already in flight must not walk the table down.)
       mtu = plateauBelow(report.quotedLength);
     }
+    if (report.version === 6 && mtu < IPV6_MINIMUM_MTU) {
+      this.count('icmpv6-ptb-below-minimum'); // RFC 8201 §4: discarded
+      return undefined;
+    }
     return this.pathMtu.lower(report.dst, mtu, current);
   }
 
   /**
    * Sends a transport message from `src` to `dst`; returns false if there is no route, it
    * is too big to send, or the link refused it. IPv4 packets carry DF unless told not
-   * to (RFC 1191); one without DF that exceeds the MTU goes out in fragments (RFC 791 §3.2).
+   * to (RFC 1191); one without DF that exceeds the MTU goes out in fragments (RFC 791
+   * §3.2), and so does an IPv6 packet sent with `dontFragment: false` (RFC 8200 §4.5).
    */
   send(src: Uint8Array, dst: Uint8Array, upper: UpperRepr, opts: IpSendOptions = {}): boolean {
     const r = this.route(dst, src);
@@ -252,7 +262,7 @@ export class IpLayer {
     const identification = dontFragment ? 0 : this.takeIdentification();
     const packet = buildPacket({ src: r.src, dst, dontFragment, identification }, upper);
     if (packet.length > r.mtu) {
-      if (dst.length === 4 && !dontFragment) return this.sendFragments(packet, r);
+      if (!dontFragment) return this.sendFragments(packet, r);
       // TCP cuts its segments to the path MTU, so this happens only in the race with a PMTU drop.
       this.count('tx-too-big');
       return false;
@@ -269,8 +279,11 @@ export class IpLayer {
   }
 
   private sendFragments(packet: Uint8Array, r: RouteResult): boolean {
-    // Sending to the link MTU: the path MTU is about DF packets; routers fragment the rest.
-    const fragments = fragmentIpv4(Ipv4View.parse(packet), r.mtu);
+    // IPv4: routers may fragment further; IPv6: only the source fragments, to the path MTU.
+    const fragments =
+      packet.length > 0 && packet[0]! >> 4 === 6
+        ? fragmentIpv6(packet, r.mtu, this.takeIpv6Identification())
+        : fragmentIpv4(Ipv4View.parse(packet), r.mtu);
     if (fragments === undefined) {
       this.count('tx-too-big');
       return false;
@@ -283,6 +296,13 @@ export class IpLayer {
       ok = r.iface.link.send(f) && ok;
     }
     return ok;
+  }
+
+  /** RFC 8200 §4.5: an Identification different from any other recent fragmented packet's. */
+  private takeIpv6Identification(): number {
+    const id = this.nextIpv6Identification;
+    this.nextIpv6Identification = (id + 1) >>> 0;
+    return id;
   }
 
   private takeIdentification(): number {
@@ -317,6 +337,10 @@ export class IpLayer {
       this.count('not-for-us');
       return undefined;
     }
+    if (isMartianSource(ip.src, iface.prefix)) {
+      this.count('martian-source');
+      return undefined;
+    }
     if (ip.isFragment) {
       this.counters.fragmentsIn++;
       const result = this.ipv4Reassembly.insert(ipv4Fragment(ip));
@@ -338,6 +362,10 @@ export class IpLayer {
     let ip = Ipv6View.parse(packet);
     if (!this.isLocalAddress(ip.dst)) {
       this.count('not-for-us');
+      return undefined;
+    }
+    if (isMartianSource(ip.src, iface.prefix)) {
+      this.count('martian-source');
       return undefined;
     }
     if (ip.isFragment) {

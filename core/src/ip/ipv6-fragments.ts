@@ -62,3 +62,42 @@ export function rebuildIpv6Packet(first: Ipv6FirstFragment, data: Uint8Array): U
   packet[fragmentHeader + 3] = 0;
   return packet;
 }
+
+/**
+ * Cuts one of our own packets (a fixed header, no extension headers, as `buildPacket`
+ * makes them) into fragments of at most `mtu` bytes (RFC 8200 §4.5: the fixed header is
+ * the unfragmentable part; each fragment carries a Fragment header with the original Next
+ * Header, and every piece but the last is a multiple of 8 bytes). Undefined when `mtu`
+ * leaves no room for 8 bytes of data or the packet carries extension headers.
+ */
+export function fragmentIpv6(packet: Uint8Array, mtu: number, identification: number): Uint8Array[] | undefined {
+  const nextHeader = packet[6]!;
+  // Hop-by-hop (0), routing (43), fragment (44), destination options (60): not ours to cut.
+  if ([0, 43, 44, 60].includes(nextHeader)) return undefined;
+  const data = packet.subarray(IPV6_HEADER_LEN);
+  const room = Math.floor((mtu - IPV6_HEADER_LEN - FRAGMENT_HEADER_LEN) / 8) * 8;
+  if (room < 8) return undefined;
+  const fragments: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += room) {
+    const length = Math.min(room, data.length - at);
+    const more = at + length < data.length;
+    const f = new Uint8Array(IPV6_HEADER_LEN + FRAGMENT_HEADER_LEN + length);
+    f.set(packet.subarray(0, IPV6_HEADER_LEN));
+    const payloadLen = FRAGMENT_HEADER_LEN + length;
+    f[4] = payloadLen >> 8;
+    f[5] = payloadLen & 0xff;
+    f[6] = 44; // a Fragment header follows
+    const h = IPV6_HEADER_LEN;
+    f[h] = nextHeader;
+    f[h + 1] = 0;
+    f[h + 2] = at >> 8;
+    f[h + 3] = (at & 0xf8) | (more ? 1 : 0);
+    f[h + 4] = (identification >>> 24) & 0xff;
+    f[h + 5] = (identification >>> 16) & 0xff;
+    f[h + 6] = (identification >>> 8) & 0xff;
+    f[h + 7] = identification & 0xff;
+    f.set(data.subarray(at, at + length), h + FRAGMENT_HEADER_LEN);
+    fragments.push(f);
+  }
+  return fragments;
+}

@@ -20,7 +20,8 @@ describe('PathMtuCache (RFC 1191, RFC 8201)', () => {
     expect(cache.lower(v4, 1400, 1500)).toBe(1400);
     expect(cache.lower(v4, 1450, 1400)).toBeUndefined();
     expect(cache.lower(v4, 10, 1400)).toBe(68);
-    expect(cache.lower(v6, 500, 1500)).toBe(1280);
+    expect(cache.lower(v6, 500, 1500)).toBeUndefined(); // RFC 8201 §4: discarded
+    expect(cache.lower(v6, 1280, 1500)).toBe(1280);
     clock.advance(999);
     expect(cache.get(v4)).toBe(68);
     clock.advance(1);

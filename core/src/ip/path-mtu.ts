@@ -66,11 +66,13 @@ export class PathMtuCache {
   }
 
   /**
-   * Records `mtu` for `dst` if it is lower than what is known; clamps at the family's
-   * minimum (68 for IPv4, 1280 for IPv6: RFC 8201 §4 "MUST NOT reduce ... below the IPv6
-   * minimum link MTU"). Returns the PMTU now in force, or undefined when nothing changed.
+   * Records `mtu` for `dst` if it is lower than what is known. IPv4 clamps at 68 (RFC
+   * 791's minimum); an IPv6 report below 1280 is discarded (RFC 8201 §4: the node MUST
+   * NOT go below the IPv6 minimum link MTU and MUST discard such a Packet Too Big).
+   * Returns the PMTU now in force, or undefined when nothing changed.
    */
   lower(dst: Uint8Array, mtu: number, currentMtu: number): number | undefined {
+    if (dst.length === 16 && mtu < IPV6_MIN_MTU) return undefined;
     const floor = dst.length === 16 ? IPV6_MIN_MTU : IPV4_MIN_PATH_MTU;
     const next = Math.max(floor, Math.floor(mtu));
     if (next >= currentMtu) return undefined;

@@ -180,6 +180,19 @@ describe('Shaper', () => {
     expect(seen.size).toBe(10_000);
   });
 
+  test('a duplicate is a buffer of its own: changing one copy in place leaves the other as sent', () => {
+    const clock = new VirtualClock();
+    const path = new SimPath({ clock, aToB: { duplicate: 1 }, seed: 1 });
+    const arrived: Uint8Array[] = [];
+    path.b.onReceive((packet) => {
+      arrived.push(packet.slice()); // as it arrived
+      packet.fill(0xee); // then changed in place, as a router decrements a TTL
+    });
+    path.a.send(numbered(1, 100));
+    clock.runUntilIdle();
+    expect(arrived).toEqual([numbered(1, 100), numbered(1, 100)]);
+  });
+
   test('corruption: 5% of packets arrive with exactly one bit flipped', () => {
     const { arrivals, path } = run({ corrupt: 0.05 }, 10_000, { size: 200 });
     // No loss, delay or reordering: the i-th arrival is the i-th packet sent.

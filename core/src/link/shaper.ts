@@ -120,11 +120,12 @@ class Impairment {
   push(packet: Uint8Array): boolean {
     const copies = this.cfg.duplicate !== undefined && this.rng.chance(this.cfg.duplicate) ? 2 : 1;
     if (copies === 2) this.effect('duplicated');
-    let anyAccepted = false;
-    for (let i = 0; i < copies; i++) {
-      if (this.admit(packet)) anyAccepted = true;
-    }
-    return anyAccepted;
+    if (copies === 1) return this.admit(packet);
+    // The duplicate is a copy of its own, taken before either goes on: whoever receives a
+    // copy owns it and may change it in place (a router decrements the TTL).
+    const duplicate = packet.slice();
+    const first = this.admit(packet);
+    return this.admit(duplicate) || first;
   }
 
   /** Drops everything queued or in flight (the link went down). */

@@ -99,6 +99,18 @@ export function resolveRouterConfig(flags: RouterFlags): RouterConfig {
       owned.set(address, name);
     }
   }
+  // Two tuns sharing addresses would leave one host unreachable: the later route wins.
+  for (const [i, a] of tuns.entries()) {
+    for (const b of tuns.slice(i + 1)) {
+      for (const pa of tunPrefixes(a)) {
+        for (const pb of tunPrefixes(b)) {
+          if (pa.contains(pb.network) || pb.contains(pa.network)) {
+            throw new UsageError(`--tun ${a.spec.name} and --tun ${b.spec.name}: prefixes ${pa} and ${pb} overlap`);
+          }
+        }
+      }
+    }
+  }
   const routes = (flags.route ?? []).map(parseRouteSpec);
   for (const r of routes) checkRoute(r, tuns);
 
@@ -197,7 +209,8 @@ export function parseOptionKinds(text: string): number[] {
   const what = `--strip-option "${text}"`;
   return text.split(',').map((part) => {
     const name = part.trim().toLowerCase();
-    const kind = /^\d+$/.test(name) ? Number(name) : OPTION_NAMES[name];
+    // Own keys only: "constructor" or "__proto__" are not option names.
+    const kind = /^\d+$/.test(name) ? Number(name) : Object.hasOwn(OPTION_NAMES, name) ? OPTION_NAMES[name] : undefined;
     if (kind === undefined) {
       throw new UsageError(
         `${what}: "${part}" is not an option kind (a number 2 to 255, or ${Object.keys(OPTION_NAMES).join(', ')})`,
@@ -228,5 +241,7 @@ function parseCount(text: string, what: string): number {
 function parseSeconds(text: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)s?$/.exec(text);
   if (!m) throw new UsageError(`${what}: "${text}" is not a number of seconds`);
-  return Number(m[1]);
+  const seconds = Number(m[1]);
+  if (seconds > 86_400) throw new UsageError(`${what}: ${text} is more than a day`);
+  return seconds;
 }

@@ -1,3 +1,4 @@
+import { Shaper } from '../link/shaper';
 import { VirtualClock } from '../time/virtual-clock';
 import { Random } from '../util/random';
 import { formatIp, parseIp } from '../wire/address';
@@ -292,6 +293,30 @@ describe('IPv4 forwarding', () => {
       multicast: 1,
       broadcast: 1,
     });
+  });
+
+  test("directed broadcasts of the ports' prefixes are not forwarded, not valid sources, never answered (RFC 1812 §5.3.7, RFC 2644)", () => {
+    const { a, b, pa } = setup();
+    a.inject(udp(A_HOST, '10.2.0.255'));
+    a.inject(udp(A_HOST, '10.2.0.255', undefined, { ttl: 1 }));
+    a.inject(udp('10.1.0.255', B_HOST));
+    a.inject(udp('10.1.0.255', B_HOST, undefined, { ttl: 1 }));
+    expect(a.take()).toEqual([]);
+    expect(b.take()).toEqual([]);
+    expect(pa.counters.drops).toEqual({ 'directed-broadcast': 2, 'martian-source': 2 });
+  });
+
+  test('a duplicated packet is forwarded twice, each copy one hop older (the shaper copies it)', () => {
+    const clock = new VirtualClock();
+    const a = new MemoryLink('a', 1500);
+    const b = new MemoryLink('b', 1500);
+    const router = new Router({ clock, icmpRateLimit: false });
+    router.addPort({ link: new Shaper(a, { clock, rx: { duplicate: 1 }, seed: 1 }), prefixes: ['10.1.0.1/24'] });
+    router.addPort({ link: new Shaper(b, { clock, tx: { delayMs: 10 }, seed: 2 }), prefixes: ['10.2.0.1/24'] });
+    a.inject(udp(A_HOST, B_HOST, undefined, { ttl: 2 }));
+    clock.advance(50);
+    expect(b.take().map((p) => p[8])).toEqual([1, 1]);
+    expect(a.take()).toEqual([]); // no time exceeded
   });
 
   test('no ICMP error about an ICMP error or a non-initial fragment (RFC 1812 §4.3.2.7); echo requests still get one', () => {

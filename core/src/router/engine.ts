@@ -168,6 +168,8 @@ export class Router {
   private readonly ports: RouterPort[] = [];
   private readonly table = new ForwardingTable<RouterPort>();
   private readonly local4 = new Map<number, RouterPort>();
+  /** Directed-broadcast addresses of the ports' IPv4 prefixes (RFC 1812 §5.3.7, RFC 2644). */
+  private readonly directedBroadcasts = new Set<number>();
   private readonly local6: { address: Uint8Array; port: RouterPort }[] = [];
   private readonly limiter: IcmpRateLimiter | undefined;
   private readonly stripKinds: Uint8Array | undefined;
@@ -193,7 +195,14 @@ export class Router {
     const prefixes = (opts.prefixes ?? []).map((p) => (typeof p === 'string' ? Prefix.parse(p) : p));
     const addresses = (opts.addresses ?? []).map((a) => (typeof a === 'string' ? parseIp(a) : a.slice()));
     const port = new RouterPort(name, opts.link, prefixes, addresses);
-    for (const prefix of prefixes) this.table.add(prefix, port);
+    for (const prefix of prefixes) {
+      this.table.add(prefix, port);
+      // The all-ones host of an IPv4 prefix of /30 or shorter (a /31 has none, RFC 3021).
+      if (prefix.family === 4 && prefix.length <= 30) {
+        const hostMask = 2 ** (32 - prefix.length) - 1;
+        this.directedBroadcasts.add((ipv4ToInt(prefix.address, 0) | hostMask) >>> 0);
+      }
+    }
     for (const address of addresses) {
       if (address.length === 4) this.local4.set(ipv4ToInt(address), port);
       else this.local6.push({ address, port });
@@ -311,6 +320,16 @@ export class Router {
     const unforwardable = unforwardableV4(src, dst);
     if (unforwardable !== undefined) {
       countDrop(c, unforwardable);
+      return;
+    }
+    // RFC 1812 §5.3.7: a directed broadcast is no valid source; RFC 2644: routers do not
+    // forward directed broadcasts by default. Neither is answered with ICMP (§4.3.2.7).
+    if (this.directedBroadcasts.has(src)) {
+      countDrop(c, 'martian-source');
+      return;
+    }
+    if (this.directedBroadcasts.has(dst)) {
+      countDrop(c, 'directed-broadcast');
       return;
     }
     // RFC 1812 §5.3.1: a packet for the router itself is processed whatever its TTL.

@@ -63,6 +63,7 @@ export function fragmentIpv4(ip: Ipv4View, mtu: number): Uint8Array[] {
     const headerLen = first ? firstHeaderLen : laterHeaderLen;
     // RFC 791 §3.2: NFB, the number of 8-byte blocks that fit after the header.
     const room = ((mtu - headerLen) >> 3) << 3;
+    if (room < 8) return []; // no room for data: the caller counts the drop
     const dataLen = Math.min(room, payload.length - done);
     const isLast = done + dataLen >= payload.length;
     const fragment = new Uint8Array(headerLen + dataLen);

@@ -35,6 +35,10 @@ describe('router configuration', () => {
     expect(parseOptionKinds('30')).toEqual([30]);
     expect(parseOptionKinds('mptcp,ts, 34')).toEqual([30, 8, 34]);
     expect(() => parseOptionKinds('256')).toThrow(UsageError);
+    // Names are the table's own: nothing inherited from Object.prototype.
+    for (const name of ['constructor', '__proto__', 'toString']) {
+      expect(() => parseOptionKinds(name)).toThrow(/is not an option kind/);
+    }
   });
 
   test('flags become a configuration; mistakes are UsageErrors', () => {
@@ -55,6 +59,10 @@ describe('router configuration', () => {
     expect(() => resolveRouterConfig({ tun: ['a,10.1.0.1/24', 'b,10.1.0.2/24'] })).toThrow(
       /address 10.1.0.2 is used on a and b/,
     );
+    expect(() => resolveRouterConfig({ tun: ['a,10.1.0.1/24,peer=10.1.0.2', 'b,10.1.0.5/24,peer=10.1.0.6'] })).toThrow(
+      /prefixes 10\.1\.0\.1\/24 and 10\.1\.0\.5\/24 overlap/,
+    );
+    expect(() => resolveRouterConfig({ tun: ['a,10.1.0.1/24'], statsInterval: '90000' })).toThrow(/more than a day/);
     expect(() => resolveRouterConfig({ tun: ['a,10.1.0.1/24'], route: ['10.8.0.0/16,via=10.3.0.1'] })).toThrow(
       /on no link's prefix/,
     );

@@ -141,4 +141,21 @@ describe('RealClock', () => {
     expect(clock.pendingTimers).toBe(0);
     expect(fired).toEqual([]);
   });
+
+  test("a timer beyond Node's 2^31-1 ms limit waits instead of spinning", async () => {
+    const clock = new RealClock();
+    const spy = jest.spyOn(global, 'setTimeout');
+    try {
+      const far = clock.setTimer(2 ** 31 + 1000, () => {});
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => clock.setTimer(30, resolve));
+      // One Node timer for the far one, one for 30 ms, one re-arm for the far one: no 1 ms loop.
+      expect(spy.mock.calls.filter(([, ms]) => ms === 1)).toHaveLength(0);
+      expect(spy.mock.calls.length).toBeLessThanOrEqual(4);
+      clock.cancelTimer(far);
+      expect(clock.pendingTimers).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

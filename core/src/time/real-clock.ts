@@ -9,6 +9,9 @@ import { TimerQueue } from './timer-queue';
  * 19.999… and 20.000… ms land in different lists and overtake each other, reordering
  * packets on a path that should only delay them.)
  */
+/** The longest delay Node's setTimeout honours (about 24.8 days). */
+const MAX_NODE_DELAY_MS = 0x7fffffff;
+
 export class RealClock implements Clock {
   private readonly origin = performance.now();
   private readonly queue = new TimerQueue();
@@ -64,8 +67,9 @@ export class RealClock implements Clock {
       clearTimeout(this.timeout);
     }
     this.timeoutAt = due;
-    // Node's timers count whole milliseconds: round up so the timer is never early.
-    this.timeout = setTimeout(this.fire, Math.ceil(wait));
+    // Node's timers count whole milliseconds: round up so the timer is never early. Node
+    // turns a delay above 2^31-1 ms into 1 ms; waking up early instead re-arms the rest.
+    this.timeout = setTimeout(this.fire, Math.min(Math.ceil(wait), MAX_NODE_DELAY_MS));
   }
 
   private disarm(): void {
