@@ -25,12 +25,14 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -43,6 +45,7 @@
 
 typedef struct queued_packet {
   struct queued_packet *next;
+  struct virtio_net_hdr vnet; /* used when the device was opened with vnetHdr */
   size_t len;
   uint8_t data[];
 } queued_packet;
@@ -53,6 +56,7 @@ typedef struct {
   char name[IFNAMSIZ];
   int closed;
   int started;
+  int vnet_hdr;      /* IFF_VNET_HDR: every read and write carries a struct virtio_net_hdr first */
   int poll_events;   /* current uv_poll event mask */
   uv_poll_t *poll;   /* heap: freed in the uv_close callback, which may outlive us */
   napi_ref self_ref; /* strong while started, so the object outlives its poll handle */
@@ -197,11 +201,53 @@ static void set_poll_events(tun_t *t, int events) {
   uv_poll_start(t->poll, events, NULL); /* callback unchanged: see start() */
 }
 
+/* One packet to the device, behind its virtio-net header when the device has them. */
+static ssize_t write_packet(tun_t *t, const struct virtio_net_hdr *vnet, const uint8_t *data, size_t len) {
+  if (!t->vnet_hdr) return write(t->fd, data, len);
+  struct iovec iov[2] = {{(void *)vnet, sizeof *vnet}, {(void *)data, len}};
+  ssize_t n = writev(t->fd, iov, 2);
+  return n < 0 ? n : n - (ssize_t)sizeof *vnet;
+}
+
+/*
+ * The virtio-net header for a packet: none of its fields for a plain packet; for a TCP
+ * super-segment of several MSS-sized segments (gso_size > 0), what the kernel needs to
+ * cut it (GSO), filling in each segment's TCP checksum from the pseudo-header sum the
+ * packet carries (NEEDS_CSUM with csum_start/csum_offset). Returns 0, or -1 when the
+ * packet is not one this can describe (then it is an error to ask for GSO).
+ */
+static int vnet_header_for(const uint8_t *data, size_t len, uint32_t gso_size, struct virtio_net_hdr *h) {
+  memset(h, 0, sizeof *h);
+  if (gso_size == 0) return 0;
+  if (len < 1) return -1;
+  size_t ip_len;
+  int version = data[0] >> 4;
+  if (version == 4) {
+    ip_len = (size_t)(data[0] & 0x0f) * 4;
+    if (len < ip_len + 20 || data[9] != 6) return -1;
+    h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  } else if (version == 6) {
+    ip_len = 40;
+    if (len < ip_len + 20 || data[6] != 6) return -1;
+    h->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+  } else {
+    return -1;
+  }
+  size_t tcp_len = (size_t)(data[ip_len + 12] >> 4) * 4;
+  if (tcp_len < 20 || len < ip_len + tcp_len + gso_size) return -1;
+  h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  h->hdr_len = (uint16_t)(ip_len + tcp_len);
+  h->gso_size = (uint16_t)gso_size;
+  h->csum_start = (uint16_t)ip_len;
+  h->csum_offset = 16; /* the TCP checksum field */
+  return 0;
+}
+
 /* Writes queued packets until the queue is empty or the device says EAGAIN again. */
 static void flush_queue(tun_t *t) {
   while (t->queue_head) {
     queued_packet *p = t->queue_head;
-    ssize_t n = write(t->fd, p->data, p->len);
+    ssize_t n = write_packet(t, &p->vnet, p->data, p->len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n < 0) {
@@ -264,7 +310,16 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     uint32_t count = 0;
     int read_errno = 0;
     while (count < MAX_BATCH && SLAB_SIZE - used >= MAX_PACKET) {
-      ssize_t n = read(t->fd, t->slab + used, MAX_PACKET);
+      ssize_t n;
+      if (t->vnet_hdr) {
+        /* No offloads were enabled (TUNSETOFFLOAD 0): the header says nothing we need. */
+        struct virtio_net_hdr vnet;
+        struct iovec iov[2] = {{&vnet, sizeof vnet}, {t->slab + used, MAX_PACKET}};
+        n = readv(t->fd, iov, 2);
+        if (n > 0) n = n >= (ssize_t)sizeof vnet ? n - (ssize_t)sizeof vnet : 0;
+      } else {
+        n = read(t->fd, t->slab + used, MAX_PACKET);
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) read_errno = errno;
@@ -297,10 +352,14 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(t->env, scope);
 }
 
-/* new TunDevice(name: string) -- '' for a kernel-chosen name */
+/*
+ * new TunDevice(name: string, options?: { vnetHdr?: boolean }) -- '' for a kernel-chosen name.
+ * vnetHdr opens the device with IFF_VNET_HDR, so that writes may be TCP super-segments
+ * the kernel cuts (GSO); reads stay plain MTU-sized packets (no offloads toward us).
+ */
 static napi_value tun_new(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], self;
+  size_t argc = 2;
+  napi_value argv[2], self;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   char name[IFNAMSIZ + 1] = {0};
   size_t name_len = 0;
@@ -321,6 +380,28 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
     }
   }
 
+  bool vnet_hdr = false;
+  if (argc >= 2) {
+    napi_valuetype type;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &type));
+    if (type == napi_object) {
+      bool has = false;
+      NAPI_CALL(env, napi_has_named_property(env, argv[1], "vnetHdr", &has));
+      if (has) {
+        napi_value v;
+        NAPI_CALL(env, napi_get_named_property(env, argv[1], "vnetHdr", &v));
+        NAPI_CALL(env, napi_typeof(env, v, &type));
+        if (type != napi_boolean) {
+          napi_throw_type_error(env, NULL, "tun: options.vnetHdr must be a boolean");
+          return NULL;
+        }
+        NAPI_CALL(env, napi_get_value_bool(env, v, &vnet_hdr));
+      }
+    } else if (type != napi_undefined && type != napi_null) {
+      napi_throw_type_error(env, NULL, "tun: options must be an object");
+      return NULL;
+    }
+  }
   char message[256];
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -341,13 +422,13 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   /*
-   * IFF_VNET_HDR goes here later (with TUNSETVNETHDRSZ and TUNSETOFFLOAD for
-   * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6): each read/write then carries a
-   * struct virtio_net_hdr before the packet, letting the kernel hand us GRO'd
-   * super-packets and accept GSO segments up to 64 KiB. The slab already has room
+   * With IFF_VNET_HDR each read and write carries a struct virtio_net_hdr first: writes
+   * may then be TCP super-segments up to 64 KiB that the kernel cuts (GSO), one system
+   * call for dozens of segments. Receiving super-packets too (TUNSETOFFLOAD with
+   * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) is left for later: the slab already has room
    * for 64 KiB reads.
    */
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -370,6 +451,15 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  if (vnet_hdr) {
+    int size = (int)sizeof(struct virtio_net_hdr);
+    if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+      int err = errno;
+      close(fd);
+      throw_errno(env, err, "ioctl(TUNSETVNETHDRSZ)", "tun: cannot set up virtio-net headers");
+      return NULL;
+    }
+  }
   tun_t *t = calloc(1, sizeof *t);
   if (!t) {
     close(fd);
@@ -378,6 +468,7 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   }
   t->env = env;
   t->fd = fd;
+  t->vnet_hdr = vnet_hdr;
   memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
   t->name[IFNAMSIZ - 1] = 0;
   if (napi_wrap(env, self, t, tun_finalize, NULL, &t->self_ref) != napi_ok) {
@@ -446,10 +537,14 @@ static napi_value tun_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* write(packet: Uint8Array) -> 0 written, 1 queued, -1 dropped (queue full), -2 dropped (error) */
+/*
+ * write(packet: Uint8Array, gsoSize?: number) -> 0 written, 1 queued, -1 dropped (queue
+ * full), -2 dropped (error). With gsoSize (a device opened with vnetHdr), the packet is a
+ * TCP super-segment the kernel cuts into segments of gsoSize payload bytes.
+ */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  size_t argc = 2;
+  napi_value argv[2], result;
   tun_t *t = unwrap(env, info, &argc, argv);
   if (!t) return NULL;
   if (t->closed) {
@@ -470,13 +565,24 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "tun: write needs a Uint8Array");
     return NULL;
   }
+  uint32_t gso_size = 0;
+  if (argc >= 2) {
+    napi_valuetype vt;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &vt));
+    if (vt == napi_number) NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &gso_size));
+  }
+  struct virtio_net_hdr vnet;
+  if ((gso_size > 0 && !t->vnet_hdr) || gso_size > 65535 || vnet_header_for(data, length, gso_size, &vnet) < 0) {
+    napi_throw_range_error(env, NULL, "tun: gsoSize needs a device opened with vnetHdr and a TCP packet longer than one segment");
+    return NULL;
+  }
   int code = 0;
   if (t->queue_head) {
     /* Keep order: behind what is already waiting. */
     code = 1;
   } else {
     ssize_t n;
-    do n = write(t->fd, data, length);
+    do n = write_packet(t, &vnet, data, length);
     while (n < 0 && errno == EINTR);
     if (n >= 0) {
       t->tx_packets++;
@@ -497,6 +603,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
       code = -1;
     } else {
       p->next = NULL;
+      p->vnet = vnet;
       p->len = length;
       memcpy(p->data, data, length);
       if (t->queue_tail) t->queue_tail->next = p;
