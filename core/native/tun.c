@@ -40,6 +40,11 @@
 #define SLAB_SIZE (1024 * 1024)
 #define MAX_PACKET 65536
 #define MAX_BATCH 1024
+/* With receive offload a read may be a TCP super-packet: read into scratch, cut into the slab. */
+#define SCRATCH_SIZE (65536 + 1024)
+/* Room kept in the slab for one cut super-packet: its bytes plus a header per segment. */
+#define CUT_ROOM (MAX_PACKET + 32768)
+#define MAX_CUT_SEGMENTS 256
 /* Bounded write queue (packets waiting for the device to accept them). */
 #define MAX_QUEUED 1024
 
@@ -57,6 +62,8 @@ typedef struct {
   int closed;
   int started;
   int vnet_hdr;      /* IFF_VNET_HDR: every read and write carries a struct virtio_net_hdr first */
+  int rx_offload;    /* the kernel may hand us TCP super-packets and partial checksums (TUNSETOFFLOAD) */
+  uint8_t *scratch;  /* SCRATCH_SIZE, with rx_offload */
   int poll_events;   /* current uv_poll event mask */
   uv_poll_t *poll;   /* heap: freed in the uv_close callback, which may outlive us */
   napi_ref self_ref; /* strong while started, so the object outlives its poll handle */
@@ -69,6 +76,7 @@ typedef struct {
   /* statistics */
   double rx_packets, rx_bytes, rx_batches, tx_packets, tx_bytes, tx_queued, tx_dropped_queue, tx_errors;
   int last_write_errno;
+  double rx_super_packets, rx_cut_segments, rx_errors;
 } tun_t;
 
 /* ---------- errors ---------- */
@@ -160,6 +168,8 @@ static void tun_close(tun_t *t) {
   free_queue(t);
   free(t->slab);
   t->slab = NULL;
+  free(t->scratch);
+  t->scratch = NULL;
   if (t->callback) {
     napi_delete_reference(t->env, t->callback);
     t->callback = NULL;
@@ -287,6 +297,108 @@ static void report_error(tun_t *t, int err, const char *syscall) {
   call_js(t, argv, 1);
 }
 
+/* ---------- receive offload: completing checksums, cutting super-packets ---------- */
+
+static uint64_t sum16(const uint8_t *p, size_t len, uint64_t sum) {
+  for (; len > 1; p += 2, len -= 2) sum += (uint32_t)(p[0] << 8 | p[1]);
+  if (len) sum += (uint32_t)p[0] << 8;
+  return sum;
+}
+
+static uint16_t fold16(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+static void put16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+/* The TCP checksum of a whole segment (header with a zero checksum field, and payload). */
+static void tcp_checksum(uint8_t *s, size_t len, size_t ip_len, int v6) {
+  size_t tcp_len = len - ip_len;
+  s[ip_len + 16] = s[ip_len + 17] = 0;
+  uint64_t sum = v6 ? sum16(s + 8, 32, 0) : sum16(s + 12, 8, 0);
+  sum += 6 + tcp_len; /* protocol and upper-layer length (RFC 9293 §3.1, RFC 8200 §8.1) */
+  sum = sum16(s + ip_len, tcp_len, sum);
+  put16(s + ip_len + 16, (uint16_t)~fold16(sum));
+}
+
+/*
+ * Appends one packet read with receive offload to the slab as the stack expects packets:
+ * a NEEDS_CSUM packet gets its checksum completed (the field holds the pseudo-header
+ * sum: RFC 1071 sums over the rest finish it); a TCP super-packet (GSO) is cut into
+ * gso_size segments as the kernel's own tcp_gso_segment would: each with the header,
+ * its sequence number and length, the IPv4 Identification counting up, FIN and PSH only
+ * on the last, CWR only on the first, and full checksums. Returns the bytes appended,
+ * or 0 when it dropped the packet (counted as an error).
+ */
+static size_t append_offloaded(tun_t *t, const struct virtio_net_hdr *h, const uint8_t *p, size_t len, size_t used,
+                               uint32_t *count) {
+  uint8_t *out = t->slab + used;
+  int version = len > 0 ? p[0] >> 4 : 0;
+  int v6 = version == 6;
+  size_t ip_len = v6 ? 40 : (version == 4 ? (size_t)(p[0] & 0x0f) * 4 : 0);
+  uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+  if (gso == VIRTIO_NET_HDR_GSO_NONE) {
+    memcpy(out, p, len);
+    if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && (size_t)h->csum_start + h->csum_offset + 2 <= len) {
+      uint16_t c = (uint16_t)~fold16(sum16(out + h->csum_start, len - h->csum_start, 0));
+      put16(out + h->csum_start + h->csum_offset, c);
+    }
+    t->ends[(*count)++] = (uint32_t)(used + len);
+    return len;
+  }
+  if ((gso != VIRTIO_NET_HDR_GSO_TCPV4 && gso != VIRTIO_NET_HDR_GSO_TCPV6) || ip_len < 20 || len < ip_len + 20 ||
+      p[v6 ? 6 : 9] != 6 || h->gso_size == 0) {
+    t->rx_errors++;
+    return 0;
+  }
+  size_t tcp_len = (size_t)(p[ip_len + 12] >> 4) * 4;
+  size_t hl = ip_len + tcp_len;
+  if (tcp_len < 20 || len <= hl) {
+    t->rx_errors++;
+    return 0;
+  }
+  size_t payload = len - hl, mss = h->gso_size;
+  uint32_t seq = (uint32_t)p[ip_len + 4] << 24 | (uint32_t)p[ip_len + 5] << 16 | (uint32_t)p[ip_len + 6] << 8 |
+                 p[ip_len + 7];
+  uint32_t id = (uint32_t)(p[4] << 8 | p[5]);
+  uint8_t flags = p[ip_len + 13];
+  size_t w = 0, i = 0;
+  for (size_t off = 0; off < payload; off += mss, i++) {
+    size_t chunk = payload - off < mss ? payload - off : mss;
+    uint8_t *seg = out + w;
+    size_t slen = hl + chunk;
+    memcpy(seg, p, hl);
+    memcpy(seg + hl, p + hl + off, chunk);
+    if (v6) {
+      put16(seg + 4, (uint32_t)(slen - 40));
+    } else {
+      put16(seg + 2, (uint32_t)slen);
+      put16(seg + 4, (id + (uint32_t)i) & 0xffff);
+      seg[10] = seg[11] = 0;
+      put16(seg + 10, (uint16_t)~fold16(sum16(seg, ip_len, 0)));
+    }
+    uint32_t s = seq + (uint32_t)off;
+    seg[ip_len + 4] = (uint8_t)(s >> 24);
+    seg[ip_len + 5] = (uint8_t)(s >> 16);
+    seg[ip_len + 6] = (uint8_t)(s >> 8);
+    seg[ip_len + 7] = (uint8_t)s;
+    uint8_t f = flags;
+    if (off + chunk < payload) f &= (uint8_t)~0x09; /* FIN, PSH: the last segment's */
+    if (i > 0) f &= (uint8_t)~0x80;                 /* CWR: the first segment's */
+    seg[ip_len + 13] = f;
+    tcp_checksum(seg, slen, ip_len, v6);
+    w += slen;
+    t->ends[(*count)++] = (uint32_t)(used + w);
+  }
+  t->rx_super_packets++;
+  t->rx_cut_segments += (double)i;
+  return w;
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events) {
   tun_t *t = handle->data;
   if (!t || t->closed) return;
@@ -309,8 +421,21 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     size_t used = 0;
     uint32_t count = 0;
     int read_errno = 0;
-    while (count < MAX_BATCH && SLAB_SIZE - used >= MAX_PACKET) {
+    while (count + MAX_CUT_SEGMENTS < MAX_BATCH && SLAB_SIZE - used >= CUT_ROOM) {
       ssize_t n;
+      if (t->rx_offload) {
+        struct virtio_net_hdr vnet;
+        struct iovec iov[2] = {{&vnet, sizeof vnet}, {t->scratch, SCRATCH_SIZE}};
+        n = readv(t->fd, iov, 2);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK) read_errno = errno;
+          break;
+        }
+        if (n <= (ssize_t)sizeof vnet) break;
+        used += append_offloaded(t, &vnet, t->scratch, (size_t)n - sizeof vnet, used, &count);
+        continue;
+      }
       if (t->vnet_hdr) {
         /* No offloads were enabled (TUNSETOFFLOAD 0): the header says nothing we need. */
         struct virtio_net_hdr vnet;
@@ -380,7 +505,7 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
     }
   }
 
-  bool vnet_hdr = false;
+  bool vnet_hdr = false, rx_offload = false;
   if (argc >= 2) {
     napi_valuetype type;
     NAPI_CALL(env, napi_typeof(env, argv[1], &type));
@@ -396,6 +521,18 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
           return NULL;
         }
         NAPI_CALL(env, napi_get_value_bool(env, v, &vnet_hdr));
+      }
+      NAPI_CALL(env, napi_has_named_property(env, argv[1], "rxOffload", &has));
+      if (has) {
+        napi_value v;
+        NAPI_CALL(env, napi_get_named_property(env, argv[1], "rxOffload", &v));
+        NAPI_CALL(env, napi_typeof(env, v, &type));
+        if (type != napi_boolean) {
+          napi_throw_type_error(env, NULL, "tun: options.rxOffload must be a boolean");
+          return NULL;
+        }
+        NAPI_CALL(env, napi_get_value_bool(env, v, &rx_offload));
+        if (rx_offload) vnet_hdr = true;
       }
     } else if (type != napi_undefined && type != napi_null) {
       napi_throw_type_error(env, NULL, "tun: options must be an object");
@@ -453,7 +590,10 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
 
   if (vnet_hdr) {
     int size = (int)sizeof(struct virtio_net_hdr);
-    if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+    /* With rx_offload the kernel may hand us TCP super-packets and partial checksums, which
+     * the read path completes and cuts (append_offloaded); without, whole plain packets. */
+    unsigned long offloads = rx_offload ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
       int err = errno;
       close(fd);
       throw_errno(env, err, "ioctl(TUNSETVNETHDRSZ)", "tun: cannot set up virtio-net headers");
@@ -469,6 +609,7 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   t->env = env;
   t->fd = fd;
   t->vnet_hdr = vnet_hdr;
+  t->rx_offload = rx_offload;
   memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
   t->name[IFNAMSIZ - 1] = 0;
   if (napi_wrap(env, self, t, tun_finalize, NULL, &t->self_ref) != napi_ok) {
@@ -509,11 +650,14 @@ static napi_value tun_start(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   t->slab = malloc(SLAB_SIZE);
   t->poll = malloc(sizeof *t->poll);
-  if (!t->slab || !t->poll) {
+  if (t->rx_offload) t->scratch = malloc(SCRATCH_SIZE);
+  if (!t->slab || !t->poll || (t->rx_offload && !t->scratch)) {
     free(t->slab);
     free(t->poll);
+    free(t->scratch);
     t->slab = NULL;
     t->poll = NULL;
+    t->scratch = NULL;
     throw_errno(env, ENOMEM, "malloc", "tun: out of memory");
     return NULL;
   }
@@ -633,6 +777,9 @@ static napi_value tun_stats(napi_env env, napi_callback_info info) {
   set_number(env, obj, "rxPackets", t->rx_packets);
   set_number(env, obj, "rxBytes", t->rx_bytes);
   set_number(env, obj, "rxBatches", t->rx_batches);
+  set_number(env, obj, "rxSuperPackets", t->rx_super_packets);
+  set_number(env, obj, "rxCutSegments", t->rx_cut_segments);
+  set_number(env, obj, "rxErrors", t->rx_errors);
   set_number(env, obj, "txPackets", t->tx_packets);
   set_number(env, obj, "txBytes", t->tx_bytes);
   set_number(env, obj, "txQueued", t->tx_queued);

@@ -34,7 +34,7 @@ interface NativeTunDevice {
 }
 
 interface TunAddon {
-  TunDevice: new (name: string, options?: { vnetHdr?: boolean }) => NativeTunDevice;
+  TunDevice: new (name: string, options?: { vnetHdr?: boolean; rxOffload?: boolean }) => NativeTunDevice;
 }
 
 /** The device's own counters, kept by the addon. */
@@ -43,6 +43,11 @@ export interface TunDeviceStats {
   rxBytes: number;
   /** Wake-ups that delivered packets: rxPackets / rxBatches is the mean batch size. */
   rxBatches: number;
+  /** TCP super-packets the kernel handed over (receive offload), and the segments cut from them. */
+  rxSuperPackets: number;
+  rxCutSegments: number;
+  /** Offloaded packets that could not be cut (dropped). */
+  rxErrors: number;
   txPackets: number;
   txBytes: number;
   /** Packets that met a full device queue (EAGAIN) and waited in the addon's queue. */
@@ -73,6 +78,14 @@ export interface TunOpenOptions {
    * wire sees exactly the segments the stack made. `NUSE_TUN_GSO=0` turns it off.
    */
   gso?: boolean;
+  /**
+   * Receive offload (default false): the kernel may hand over TCP super-packets and
+   * partial checksums (TUNSETOFFLOAD), which the addon cuts into the segments they stand
+   * for, with full checksums, before the stack sees them: fewer reads and less work in
+   * the kernel. On the interop path it did not change kernel → nuse throughput (the
+   * stack's own per-segment work bounds it), so it is off unless asked for.
+   */
+  rxOffload?: boolean;
   /**
    * A named network namespace (`ip netns add NAME`) to move the interface into before
    * configuring it. The link keeps working: the device's file descriptor stays with this
@@ -229,7 +242,7 @@ export class TunLink extends LinkBase {
     if (options.name !== undefined) checkTunName(options.name);
     const { TunDevice } = loadAddon();
     const gso = options.gso ?? process.env.NUSE_TUN_GSO !== '0';
-    const device = new TunDevice(options.name ?? '', { vnetHdr: gso });
+    const device = new TunDevice(options.name ?? '', { vnetHdr: gso, rxOffload: options.rxOffload ?? false });
     try {
       if (options.netns !== undefined) runIp(['link', 'set', 'dev', device.name, 'netns', options.netns]);
       const ns = options.netns === undefined ? [] : ['-n', options.netns];
