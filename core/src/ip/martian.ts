@@ -7,8 +7,14 @@ import type { Prefix } from '../wire/address';
 
 /** Not unspecified, multicast (224/4, ff00::/8) or the limited broadcast address. */
 export function isUnicast(a: Uint8Array): boolean {
-  if (a.every((b) => b === 0)) return false;
-  if (a.length === 4) return !((a[0]! & 0xf0) === 0xe0 || a.every((b) => b === 0xff));
+  // Runs for every segment: plain loops, no closures.
+  let zero = true;
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) zero = false;
+  if (zero) return false;
+  if (a.length === 4) {
+    if ((a[0]! & 0xf0) === 0xe0) return false;
+    return !(a[0] === 0xff && a[1] === 0xff && a[2] === 0xff && a[3] === 0xff);
+  }
   return a[0] !== 0xff;
 }
 
@@ -32,7 +38,8 @@ export function isMartianSource(src: Uint8Array, onLink: Prefix): boolean {
   const tail = src.subarray(10);
   if (tail[0] === 0xff && tail[1] === 0xff) return true; // ::ffff:0:0/96, IPv4-mapped
   // :: and ::1
-  return tail.every((b, i) => b === 0 || (i === 5 && b === 1));
+  for (let i = 0; i < 5; i++) if (tail[i] !== 0) return false;
+  return tail[5] === 0 || tail[5] === 1;
 }
 
 /** The all-ones host part of an IPv4 prefix of /30 or shorter (a /31 has none: RFC 3021). */
