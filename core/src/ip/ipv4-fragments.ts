@@ -77,6 +77,8 @@ export function fragmentIpv4(packet: Ipv4View, mtu: number): Uint8Array[] | unde
   const fragments: Uint8Array[] = [];
   const baseOffset = packet.fragmentOffset;
   const baseMore = packet.moreFragments;
+  // A (bogus) fragment whose data would end past what a 13-bit offset in 8-byte units can address.
+  if (baseOffset + data.length > 0xffff) return undefined;
   let at = 0;
   while (at < data.length) {
     const header = at === 0 ? firstHeader : laterHeader;

@@ -26,6 +26,7 @@
  * handler, and `send` takes it.
  */
 
+import { fragmentIpv4 } from '../ip/ipv4-fragments';
 import { countDrop, type Link } from '../link/link';
 import type { Clock } from '../time/clock';
 import { formatIp, Prefix, parseIp } from '../wire/address';
@@ -37,7 +38,6 @@ import { Ipv6View } from '../wire/ipv6';
 import { buildPacket } from '../wire/packet';
 import { ParseError } from '../wire/parse-error';
 import { isLinkLocalV6, unforwardableV4, unforwardableV6 } from './address-class';
-import { fragmentIpv4 } from './fragment';
 import { isSyn, optionKindSet, STRIP_MALFORMED, stripTcpOptions } from './option-stripper';
 import { ForwardingTable, ipv4ToInt } from './route-table';
 import {
@@ -361,7 +361,8 @@ export class Router {
       else this.strip(c, ip.payload);
     }
     if (tooBig) {
-      const fragments = fragmentIpv4(ip, mtu);
+      // RFC 791 §3.2 / RFC 1812 §5.2.6: the same cutting as the host's own (options copied, offsets added).
+      const fragments = fragmentIpv4(ip, mtu) ?? [];
       if (fragments.length === 0) {
         countDrop(c, 'bad-fragment');
         return;
