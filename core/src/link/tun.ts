@@ -211,10 +211,10 @@ export class TunLink extends LinkBase {
   private constructor(
     private readonly device: NativeTunDevice,
     mtu: number,
-    gso: boolean,
+    private readonly gsoCapable: boolean,
   ) {
     super(device.name, mtu);
-    if (gso) this.coalescer = new SegmentCoalescer();
+    if (gsoCapable) this.coalescer = new SegmentCoalescer();
     device.start((err, data, ends) => {
       if (err) {
         this.error = err;
@@ -256,6 +256,16 @@ export class TunLink extends LinkBase {
       throw err;
     }
     return new TunLink(device, mtu, gso);
+  }
+
+  /**
+   * Turns segmentation offload off or back on at run time (a device opened with `gso`):
+   * e.g. while something on the path drops packets at random and must see each segment.
+   */
+  setGso(enabled: boolean): void {
+    if (enabled && !this.gsoCapable) throw new Error(`tun ${this.name}: opened without gso, it cannot be turned on`);
+    if (!enabled && this.flushScheduled) this.flush();
+    this.coalescer = enabled ? (this.coalescer ?? new SegmentCoalescer()) : undefined;
   }
 
   /** The addon's counters (batches, queued writes, write errors). */

@@ -512,11 +512,12 @@ export class Topology {
   /**
    * Random loss on the kernel side: R's FORWARD chain drops this fraction of the packets
    * it forwards, both directions (iptables `-m statistic --mode random`). S's TSO/GSO is
-   * turned off meanwhile (gso_max_segs 1): otherwise the kernel's 64 KB super-packets
-   * cross the veth whole and one "packet" dropped is dozens of segments.
+   * turned off meanwhile (gso_max_segs 1), and so is the tun's: otherwise 64 KB
+   * super-packets cross R whole and one "packet" dropped is dozens of segments.
    */
   kernelLoss(probability: number): void {
     ip(['-n', this.nsS, 'link', 'set', 'dev', this.vethS, 'gso_max_segs', '1']);
+    this.tun.setGso(false);
     execIn(this.nsR, 'iptables', [
       '-A',
       'FORWARD',
@@ -535,6 +536,7 @@ export class Topology {
   clearKernelLoss(): void {
     execIn(this.nsR, 'iptables', ['-F', 'FORWARD']);
     ip(['-n', this.nsS, 'link', 'set', 'dev', this.vethS, 'gso_max_segs', '65535']);
+    this.tun.setGso(true);
   }
 
   /**
