@@ -1,15 +1,18 @@
 /*
- * nuse_ipc.node: the three socket calls the daemon's IPC server needs and Node does not
+ * nuse_ipc.node: the socket calls the daemon's IPC server needs and Node does not
  * offer (core/src/ipc/native.ts loads it):
  *   peerCred(fd)            -> { pid, uid, gid }  (SO_PEERCRED of a connected unix socket)
  *   peerName(fd)            -> the peer's abstract name without the leading NUL, or null
  *   connectAbstract(from, to) -> a new non-blocking unix stream fd bound to the abstract
  *                              name `from` and connected to the abstract name `to`
+ *   hungUp(fd)              -> whether the peer of a unix stream closed it for good (POLLHUP),
+ *                              as opposed to shutdown(SHUT_WR) (only POLLRDHUP): close, not half-close
  * Errors are thrown as Error objects with `code` set to the errno name (EAGAIN, ECONNREFUSED...).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,11 +114,31 @@ static napi_value connect_abstract(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * When the peer of a unix stream is released (its last fd closed), the kernel shuts both
+ * directions of our end (unix_release_sock: SHUTDOWN_MASK), which poll reports as
+ * POLLHUP; shutdown(SHUT_WR) by the peer only shuts our receiving side (POLLRDHUP). This
+ * tells the daemon a program's close(2) from its shutdown(2).
+ */
+static napi_value hung_up(napi_env env, napi_callback_info info) {
+  int fd;
+  if (arg_fd(env, info, &fd) < 0) return NULL;
+  struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
+  int r;
+  do r = poll(&p, 1, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, errno, "poll");
+  napi_value out;
+  napi_get_boolean(env, (p.revents & (POLLHUP | POLLERR)) != 0, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
       {"peerName", NULL, peer_name, NULL, NULL, NULL, napi_default, NULL},
       {"connectAbstract", NULL, connect_abstract, NULL, NULL, NULL, napi_default, NULL},
+      {"hungUp", NULL, hung_up, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -13,6 +13,9 @@
  *
  * The shim keeps no table of its sockets: the kernel's socket names say what each fd is,
  * so sockets survive dup, fork, exec and fd passing.
+ *
+ * The read family is interposed for EOF only (see eof_or_error): a TCP reset must read as
+ * ECONNRESET, which no way of closing a unix stream from the daemon's side produces.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msgpack.h"
@@ -46,6 +51,13 @@
 /* How long a control request may wait for its reply before the call fails (ETIMEDOUT). */
 #define CTL_TIMEOUT_MS 30000
 #define NAME_MAX_LEN 100
+/* The largest option value exchanged as bytes: struct tcp_info (232 bytes today) with room to grow. */
+#define OPT_DATA_MAX 256
+/* The most bytes of a setsockopt value sent as bytes (TCP_CONGESTION's name needs 16). */
+#define OPT_SEND_MAX 64
+#ifndef TCP_CONGESTION
+#define TCP_CONGESTION 13
+#endif
 
 /* ------------------------------------------------------------------ real symbols */
 
@@ -60,6 +72,14 @@ static int (*real_getpeername)(int, struct sockaddr *, socklen_t *);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
 static int (*real_close)(int);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_recv)(int, void *, size_t, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
+static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 
 static void resolve(void) {
   /* Resolved once, in the constructor: dlsym may allocate, which the hooks must not. */
@@ -73,7 +93,16 @@ static void resolve(void) {
   real_getpeername = dlsym(RTLD_NEXT, "getpeername");
   real_setsockopt = dlsym(RTLD_NEXT, "setsockopt");
   real_getsockopt = dlsym(RTLD_NEXT, "getsockopt");
-  real_close = dlsym(RTLD_NEXT, "close");
+  real_read = dlsym(RTLD_NEXT, "read");
+  real_readv = dlsym(RTLD_NEXT, "readv");
+  real_recv = dlsym(RTLD_NEXT, "recv");
+  real_recvfrom = dlsym(RTLD_NEXT, "recvfrom");
+  real_recvmsg = dlsym(RTLD_NEXT, "recvmsg");
+  real_read_chk = dlsym(RTLD_NEXT, "__read_chk");
+  real_recv_chk = dlsym(RTLD_NEXT, "__recv_chk");
+  real_recvfrom_chk = dlsym(RTLD_NEXT, "__recvfrom_chk");
+  /* Last: ENSURE_RESOLVED tests it, so every pointer above is set once it is. */
+  __atomic_store_n(&real_close, (int (*)(int))dlsym(RTLD_NEXT, "close"), __ATOMIC_RELEASE);
 }
 
 /* A hook called before our constructor (from another library's constructor) resolves first. */
@@ -91,6 +120,9 @@ static socklen_t daemon_addr_len;
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Processes that may open a control connection from a read at EOF: not a vfork child (see eof_or_error). */
+static pid_t init_pid, fork_child_pid;
+
 /*
  * In a child of fork() the lock may have been held by a thread that does not exist
  * there: start it afresh (the child also opens its own control connection, see ctl_open).
@@ -99,10 +131,12 @@ static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static void after_fork_in_child(void) {
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   memcpy(&ctl_lock, &fresh, sizeof fresh);
+  fork_child_pid = getpid();
 }
 
 __attribute__((constructor)) static void nuse_init(void) {
   resolve();
+  init_pid = getpid();
   pthread_atfork(NULL, NULL, after_fork_in_child);
   const char *path = getenv("NUSE_SOCKET");
   if (path == NULL || path[0] == '\0') return;
@@ -238,6 +272,9 @@ struct reply {
   int has_val;
   char state[16];
   int64_t sndbuf;     /* the SO_SNDBUF to restore after a connect's filler, 0 when absent */
+  uint8_t data[OPT_DATA_MAX]; /* an option's value as bytes (TCP_INFO, TCP_CONGESTION) */
+  size_t data_len;
+  int has_data;
 };
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
@@ -301,6 +338,11 @@ static int parse_reply(const uint8_t *p, size_t n, uint32_t want_id, struct repl
       memcpy(r->state, v.p, v.n);
       r->state[v.n] = '\0';
     } else if (KEY("sndbuf") && v.type == MP_INT) r->sndbuf = v.i;
+    else if (KEY("data") && v.type == MP_BIN && v.n <= sizeof r->data) {
+      memcpy(r->data, v.p, v.n);
+      r->data_len = v.n;
+      r->has_data = 1;
+    }
 #undef KEY
   }
   return id == (int64_t)want_id ? 0 : -1;
@@ -366,6 +408,8 @@ static int ctl_open(void) {
   return 0;
 }
 
+static int ctl_call_locked(struct mp_writer *w, struct reply *r);
+
 /*
  * Sends the request in w (a map whose first entries the caller wrote; "id" is added here)
  * and waits for the reply. Returns 0 (then r->err is the daemon's answer) or -1 with errno
@@ -378,11 +422,37 @@ static int ctl_call(struct mp_writer *w, struct reply *r) {
     return -1;
   }
   pthread_mutex_lock(&ctl_lock);
+  return ctl_call_locked(w, r);
+}
+
+/*
+ * ctl_call for paths a signal handler may reach (read at EOF): never waits on the lock,
+ * which the interrupted code may hold. Tries for about 10 ms (another thread's request),
+ * then gives up with EWOULDBLOCK; the caller then does without the daemon's answer.
+ */
+static int ctl_call_try(struct mp_writer *w, struct reply *r) {
+  if (w->overflow) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (int i = 0; pthread_mutex_trylock(&ctl_lock) != 0; i++) {
+    if (i == 200) {
+      errno = EWOULDBLOCK;
+      return -1;
+    }
+    struct timespec ts = {0, 50 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return ctl_call_locked(w, r);
+}
+
+/* The rest of a control call, with ctl_lock held; releases it. */
+static int ctl_call_locked(struct mp_writer *w, struct reply *r) {
   int had = ctl_fd >= 0 && ctl_pid == getpid();
   if (ctl_open() < 0) {
     pthread_mutex_unlock(&ctl_lock);
     daemon_lost(had || ever_connected);
-    errno = had ? ECONNRESET : ECONNREFUSED;
+    errno = had || ever_connected ? ECONNRESET : ECONNREFUSED; /* it answered once: it went away */
     return -1;
   }
   uint32_t id = ctl_next_id++;
@@ -823,7 +893,14 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   mp_cstr(&w, "opt");
   mp_int(&w, name);
   mp_cstr(&w, "val");
-  if (level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(struct linger)) {
+  if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+    /* A name, not an int: sent as its bytes; the daemon reads up to the first NUL. */
+    if (len < 1) {
+      errno = EINVAL;
+      return -1;
+    }
+    mp_bin(&w, val, len < OPT_SEND_MAX ? len : OPT_SEND_MAX);
+  } else if (level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(struct linger)) {
     const struct linger *lg = val;
     mp_int(&w, lg->l_onoff ? lg->l_linger : -1);
   } else if (len >= sizeof(int)) {
@@ -868,6 +945,13 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *lenp) {
     mp_cstr(&w, "opt");
     mp_int(&w, name);
     if (simple_call(&w, &r) < 0) return -1;
+    if (r.has_data) {
+      /* TCP_INFO, TCP_CONGESTION: as many bytes as the caller has room for, as Linux. */
+      socklen_t n = *lenp < r.data_len ? *lenp : (socklen_t)r.data_len;
+      memcpy(val, r.data, n);
+      *lenp = n;
+      return 0;
+    }
     if (level == SOL_SOCKET && name == SO_LINGER) {
       struct linger lg = {.l_onoff = r.val >= 0, .l_linger = r.val >= 0 ? (int)r.val : 0};
       socklen_t n = *lenp < sizeof lg ? *lenp : sizeof lg;
@@ -908,4 +992,97 @@ EXPORT int close(int fd) {
   }
   errno = e;
   return rc;
+}
+
+/* ------------------------------------------------------------------ reads at EOF */
+
+/*
+ * A TCP reset reaches the program as ECONNRESET on its next read, as on Linux, not as
+ * the plain EOF the unix stream shows: the daemon closes the stream at once and keeps
+ * the connection's error. A read that returns 0 on one of our sockets asks the daemon
+ * whether the connection ended with an error (the status request, which also clears it
+ * as reading sk_err does) and returns -1 with that errno if so. Only EOF costs anything:
+ * data reads go straight through. If the control connection is busy (the read comes
+ * from a signal handler, or another thread waits on the daemon) or the daemon is gone,
+ * the read stays EOF.
+ */
+static ssize_t eof_or_error(int fd) {
+  if (!enabled) return 0;
+  int saved = errno;
+  struct ident id;
+  pid_t pid = getpid();
+  /* A vfork child shares our memory: opening a control connection there would leave the
+     parent with the child's fd number. Only this process as exec'd, or a fork child
+     (after_fork_in_child ran in it), asks the daemon. */
+  if ((pid != init_pid && pid != fork_child_pid && pid != ctl_pid) || identify(fd, &id) == NOT_OURS) {
+    errno = saved;
+    return 0;
+  }
+  uint8_t buf[256];
+  struct mp_writer w;
+  begin(&w, buf, sizeof buf, "status", id.name, 1);
+  mp_cstr(&w, "clear");
+  mp_bool(&w, 1);
+  struct reply r;
+  if (ctl_call_try(&w, &r) == 0 && r.err != 0 && strcmp(r.state, "failed") != 0) {
+    errno = r.err;
+    return -1;
+  }
+  errno = saved;
+  return 0;
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_read(fd, buf, n);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_read_chk(fd, buf, n, buflen);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_readv(fd, iov, iovcnt);
+  if (r != 0) return r;
+  for (int i = 0; i < iovcnt; i++)
+    if (iov[i].iov_len > 0) return eof_or_error(fd);
+  return 0;
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_recv(fd, buf, n, flags);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_recv_chk(fd, buf, n, buflen, flags);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *lenp) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_recvfrom(fd, buf, n, flags, sa, lenp);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *sa,
+                              socklen_t *lenp) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_recvfrom_chk(fd, buf, n, buflen, flags, sa, lenp);
+  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  ENSURE_RESOLVED();
+  ssize_t r = real_recvmsg(fd, msg, flags);
+  if (r != 0 || msg == NULL) return r;
+  for (size_t i = 0; i < msg->msg_iovlen; i++)
+    if (msg->msg_iov[i].iov_len > 0) return eof_or_error(fd);
+  return 0;
 }

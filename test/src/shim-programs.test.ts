@@ -288,7 +288,7 @@ afterAll(async () => {
 // ---------------------------------------------------------------- the tests
 
 describe('real programs through the shim and the daemon', () => {
-  test('curl GET of 20 MB from a kernel http.server: length and sha256', async () => {
+  test('curl as client: GET of 20 MB from a kernel http.server (length, sha256)', async () => {
     const r = await nuseRun(socketPath, ['curl', '-sS', '--fail', `http://${KERNEL}:8080/big.bin`]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -296,7 +296,7 @@ describe('real programs through the shim and the daemon', () => {
     expect(sha256(r.stdout)).toBe(sha256(big));
   });
 
-  test("curl POST of 20 MB to a kernel server that hashes it; the server sees the stack's address", async () => {
+  test("curl as client: POST of 20 MB to a kernel server that hashes it; the server sees the stack's address", async () => {
     const r = await nuseRun(socketPath, [
       'curl',
       '-sS',
@@ -311,19 +311,19 @@ describe('real programs through the shim and the daemon', () => {
     expect(r.stdout.toString().trim()).toBe(`${SIZE} ${sha256(big)} ${STACK}`);
   });
 
-  test('python3 blocking client: create_connection, sendall, recv to EOF, getsockname/getpeername', async () => {
+  test('python3 as client: blocking create_connection, sendall, recv to EOF, getsockname/getpeername', async () => {
     const r = await nuseRun(socketPath, ['python3', path.join(dir, 'client.py'), KERNEL, '8080']);
     expect(r.stderr).toBe('');
     expect(r.stdout.toString().trim()).toBe(`${SIZE} ${sha256(big)} ${STACK} ${KERNEL} 8080`);
   });
 
-  test("socat half-close: the client's FIN ends the server's input, the reply still comes back", async () => {
+  test("socat as client: half-close: the client's FIN ends the server's input, the reply still comes back", async () => {
     const r = await nuseRun(socketPath, ['socat', '-t', '20', 'STDIO', `TCP:${KERNEL}:8083`], { input: big });
     expect(r.code).toBe(0);
     expect(r.stdout.toString().trim()).toBe(`${sha256(big)}  -`);
   });
 
-  test('non-blocking connect: EINPROGRESS, POLLOUT only once the handshake resolved, SO_ERROR, EALREADY, EISCONN, ENETUNREACH', async () => {
+  test('python3 as client: non-blocking connect: EINPROGRESS, POLLOUT only once the handshake resolved, SO_ERROR, EALREADY, EISCONN, ENETUNREACH', async () => {
     const r = await nuseRun(socketPath, ['python3', path.join(dir, 'nonblocking.py'), KERNEL, '8080']);
     expect(r.stderr).toBe('');
     expect(r.stdout.toString().trim().split('\n')).toEqual([
@@ -336,7 +336,7 @@ describe('real programs through the shim and the daemon', () => {
     ]);
   });
 
-  test('python3 sendall of 20 MB then close() at once: every byte arrives, then FIN (the daemon drains)', async () => {
+  test('python3 as client: sendall of 20 MB then close() at once: every byte arrives, then FIN (the daemon drains)', async () => {
     const sink = path.join(dir, 'sink.bin');
     const server = startProcess(
       inNs(['socat', '-u', `TCP-LISTEN:8084,bind=${KERNEL},reuseaddr`, `OPEN:${sink},creat,trunc`]),
@@ -361,7 +361,7 @@ describe('real programs through the shim and the daemon', () => {
     expect(sha256(got)).toBe(sha256(big));
   });
 
-  test('node (libuv, epoll, accept4) as a client and as an echo server', async () => {
+  test('node as client and server: libuv, epoll, accept4; GET of 20 MB and a 20 MB echo', async () => {
     const client = `
 const net = require('net'), crypto = require('crypto');
 const h = crypto.createHash('sha256'); let n = 0, head = Buffer.alloc(0), inBody = false;
@@ -403,7 +403,7 @@ s.on('end', () => console.log(n, h.digest('hex'), peer));
     }
   });
 
-  test('fork: parent and child share a connection; the child opens its own control connection', async () => {
+  test('python3 as client: fork: parent and child share a connection; the child opens its own control connection', async () => {
     const script = `
 import os, socket, sys
 s = socket.create_connection((sys.argv[1], 8083))   # socat | sha256sum
@@ -424,7 +424,7 @@ print(reply.decode().strip())
     expect(r.stdout.toString().trim().split('\n')).toEqual([`child sees ${KERNEL}`, `${sha256(big)}  -`]);
   });
 
-  test('exec: the socket survives it; the new program finds it is AF_INET and its peer by the fd alone', async () => {
+  test('python3 as client: exec: the socket survives it; the new program finds it is AF_INET and its peer by the fd alone', async () => {
     const script = `
 import os, socket, sys
 if len(sys.argv) == 2:                    # first run: connect, then exec ourselves with the fd number
@@ -549,13 +549,13 @@ print(u.recv(3).decode(), u.getsockname()[0], b.recv(4).decode(), b.family.name)
     expect(daemonLog).toMatch(/protocol not loaded \(no plugin\): falling back to TCP/);
   });
 
-  test('curl reports a refused connection as curl does on the kernel (exit 7), and nuse run passes the status on', async () => {
+  test('curl as client: a refused connection is exit 7 as on the kernel; nuse run passes the status on', async () => {
     const r = await nuseRun(socketPath, ['curl', '-sS', `http://${KERNEL}:8099/`]);
     expect(r.code).toBe(7);
     expect(r.stderr).toMatch(/Failed to connect|Couldn't connect/);
   });
 
-  test('python3 -m http.server as a server through the shim, reached by curl from the kernel namespace', async () => {
+  test('python3 http.server as server: reached by curl from the kernel namespace (20 MB, sha256)', async () => {
     const server = startProcess([
       process.execPath,
       CLI,

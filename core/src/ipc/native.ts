@@ -1,6 +1,7 @@
 /**
  * The daemon's few native socket calls (shim/native/ipc_addon.c, built with the shim):
- * SO_PEERCRED, the peer's abstract name, and a unix connect from a bound abstract name.
+ * SO_PEERCRED, the peer's abstract name, a unix connect from a bound abstract name, and
+ * whether a stream's peer closed it (POLLHUP).
  */
 
 import * as fs from 'node:fs';
@@ -18,6 +19,8 @@ export interface IpcNative {
   peerName(fd: number): string | null;
   /** A new non-blocking unix stream fd bound to abstract `from`, connected to abstract `to`. Throws with `code`. */
   connectAbstract(from: string, to: string): number;
+  /** Whether the peer of a unix stream closed it (POLLHUP), rather than only shutting down its writing side. */
+  hungUp(fd: number): boolean;
 }
 
 /** Where the shim package builds its files (the same from core/src and core/dist). */

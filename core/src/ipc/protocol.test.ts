@@ -88,3 +88,15 @@ describe('control protocol: frames', () => {
     expect(decodeReply(frame.subarray(4))).toEqual({ id: 3, err: 111, state: 'failed' });
   });
 });
+
+describe('control protocol: option values', () => {
+  test('setopt takes an int or up to 64 bytes', () => {
+    const base = { op: 'setopt', id: 1, sock: SOCK, level: 6, opt: 13 };
+    expect(decodeRequest(pack({ ...base, val: 1 }))).toMatchObject({ val: 1 });
+    expect(
+      Buffer.from((decodeRequest(pack({ ...base, val: Buffer.from('reno') })) as { val: Uint8Array }).val),
+    ).toEqual(Buffer.from('reno'));
+    expect(() => decodeRequest(pack({ ...base, val: Buffer.alloc(65) }))).toThrow(ProtocolError);
+    expect(() => decodeRequest(pack({ ...base, val: 'reno' }))).toThrow(ProtocolError);
+  });
+});

@@ -23,7 +23,10 @@ export class ProtocolError extends Error {
 /** A socket's name: its abstract unix address, which the shim chose ("nuse/4/6/1234.1") or the daemon did ("nuse/a/..."). */
 const SOCK_NAME = /^nuse\/(?:[46]\/(?:6|262)|a)\/\d{1,10}\.\d{1,10}$/;
 
-type FieldType = 'uint' | 'int' | 'bool' | 'sock' | 'addr' | 'port';
+type FieldType = 'uint' | 'int' | 'bool' | 'sock' | 'addr' | 'port' | 'optval';
+
+/** The longest option value sent as bytes (TCP_CONGESTION's name is 16). */
+export const MAX_OPTVAL_BYTES = 64;
 
 const FIELDS = {
   hello: { v: 'uint', pid: 'uint' },
@@ -32,14 +35,23 @@ const FIELDS = {
   listen: { sock: 'sock', backlog: 'int' },
   status: { sock: 'sock', clear: 'bool' },
   name: { sock: 'sock', peer: 'bool' },
-  setopt: { sock: 'sock', level: 'int', opt: 'int', val: 'int' },
+  // `val` is an int, or the option's bytes (TCP_CONGESTION's name).
+  setopt: { sock: 'sock', level: 'int', opt: 'int', val: 'optval' },
   getopt: { sock: 'sock', level: 'int', opt: 'int' },
   closed: { sock: 'sock' },
 } as const satisfies Record<string, Record<string, FieldType>>;
 
 export type Op = keyof typeof FIELDS;
 
-type FieldValue<T> = T extends 'bool' ? boolean : T extends 'sock' ? string : T extends 'addr' ? Uint8Array : number;
+type FieldValue<T> = T extends 'bool'
+  ? boolean
+  : T extends 'sock'
+    ? string
+    : T extends 'addr'
+      ? Uint8Array
+      : T extends 'optval'
+        ? number | Uint8Array
+        : number;
 
 export type Request = {
   [K in Op]: { op: K; id: number } & { -readonly [F in keyof (typeof FIELDS)[K]]: FieldValue<(typeof FIELDS)[K][F]> };
@@ -64,6 +76,8 @@ function checkField(type: FieldType, v: unknown): boolean {
       return typeof v === 'string' && SOCK_NAME.test(v);
     case 'addr':
       return v instanceof Uint8Array && (v.length === 4 || v.length === 16);
+    case 'optval':
+      return v instanceof Uint8Array ? v.length <= MAX_OPTVAL_BYTES : checkField('int', v);
   }
 }
 

@@ -4,6 +4,7 @@
  * speaking the protocol. (Real programs through the shim: test/src/shim-programs.test.ts.)
  */
 
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -21,6 +22,9 @@ const EPERM = 1;
 const EADDRNOTAVAIL = 99;
 const EPROTONOSUPPORT = 93;
 const ENOPROTOOPT = 92;
+const ENOENT = 2;
+const EINVAL = 22;
+const EADDRINUSE = 98;
 
 let dir: string;
 let simnet: SimNetwork;
@@ -35,6 +39,7 @@ const fakeNative: IpcNative = {
   connectAbstract: () => {
     throw Object.assign(new Error('not in this test'), { code: 'ENOSYS' });
   },
+  hungUp: () => false,
 };
 
 class Client {
@@ -166,5 +171,76 @@ describe('IPC server: the control channel', () => {
     // The good client is unaffected.
     expect((await good.call({ op: 'status', sock: SOCK, clear: false })).err).toBe(0);
     good.socket.destroy();
+  });
+});
+
+describe('IPC server: options and bind', () => {
+  test('TCP_CONGESTION takes a name the registry knows (ENOENT otherwise) and reads back NUL-padded to 16 bytes', async () => {
+    const c = await Client.open(1000);
+    expect(await c.call({ op: 'getopt', sock: SOCK, level: 6, opt: 13 })).toMatchObject({
+      err: 0,
+      data: Buffer.from('newreno\0\0\0\0\0\0\0\0\0'),
+    });
+    expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt: 13, val: Buffer.from('reno\0junk') })).err).toBe(0);
+    const got = (await c.call({ op: 'getopt', sock: SOCK, level: 6, opt: 13 })).data as Uint8Array;
+    expect(Buffer.from(got).toString('latin1').replace(/\0+$/, '')).toBe('reno');
+    expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt: 13, val: Buffer.from('cubic') })).err).toBe(ENOENT);
+    // An int where a name belongs, bytes where an int belongs.
+    expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt: 13, val: 1 })).err).toBe(EINVAL);
+    expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt: 1, val: Buffer.from([1]) })).err).toBe(EINVAL);
+    c.socket.destroy();
+  });
+
+  test('TCP_INFO of a socket without a connection is 232 bytes, state CLOSE; keepalive options are range-checked', async () => {
+    const c = await Client.open(1000);
+    const info = (await c.call({ op: 'getopt', sock: SOCK, level: 6, opt: 11 })).data as Uint8Array;
+    expect(info.length).toBe(232);
+    expect(info[0]).toBe(7);
+    for (const [opt, bad, good] of [
+      [4, 0, 60],
+      [5, 32768, 10],
+      [6, 128, 5],
+    ] as const) {
+      expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt, val: bad })).err).toBe(EINVAL);
+      expect((await c.call({ op: 'setopt', sock: SOCK, level: 6, opt, val: good })).err).toBe(0);
+      expect(await c.call({ op: 'getopt', sock: SOCK, level: 6, opt })).toMatchObject({ err: 0, val: good });
+    }
+    c.socket.destroy();
+  });
+
+  test('bind: EADDRINUSE for a port another live socket holds, unless both set SO_REUSEPORT; a closed one frees it', async () => {
+    // The program's sockets exist as abstract unix names (the daemon checks /proc/net/unix);
+    // python3 holds them (Node pads abstract names to the full sun_path).
+    const holder = spawn('python3', [
+      '-u',
+      '-c',
+      "import socket, sys\nss = {}\nfor n in (1, 2, 3):\n    ss[n] = socket.socket(socket.AF_UNIX); ss[n].bind(f'\\0nuse/4/6/4242.{n}')\nprint('ok')\nfor line in sys.stdin: ss.pop(int(line)).close(); print('closed')",
+    ]);
+    const said: string[] = [];
+    const next = () =>
+      new Promise<string>((resolve) => {
+        if (said.length > 0) return resolve(said.shift()!);
+        holder.stdout.once('data', (d: Buffer) => {
+          said.push(...String(d).trim().split('\n'));
+          resolve(said.shift()!);
+        });
+      });
+    expect(await next()).toBe('ok');
+    const c = await Client.open(1000);
+    const any = Buffer.alloc(4);
+    const bind = async (n: number) =>
+      (await c.call({ op: 'bind', sock: `nuse/4/6/4242.${n}`, addr: any, port: 8080 })).err;
+    const reuseport = (n: number) => c.call({ op: 'setopt', sock: `nuse/4/6/4242.${n}`, level: 1, opt: 15, val: 1 });
+    expect(await bind(1)).toBe(0);
+    expect(await bind(2)).toBe(EADDRINUSE);
+    await reuseport(1);
+    await reuseport(2);
+    expect(await bind(2)).toBe(0);
+    expect(await bind(3)).toBe(EADDRINUSE); // without SO_REUSEPORT
+    holder.stdin.write('1\n2\n');
+    expect([await next(), await next()]).toEqual(['closed', 'closed']);
+    expect(await bind(3)).toBe(0); // the holders are gone
+    holder.kill();
+    c.socket.destroy();
   });
 });

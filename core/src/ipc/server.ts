@@ -24,6 +24,8 @@ import type { Logger } from 'pino';
 import type { TcpServer, TcpSocket } from '../socket/net';
 import { IPPROTO_TCP } from '../socket/protocols';
 import type { Stack } from '../socket/stack';
+import type { TcpConfig } from '../tcp/config';
+import type { TcpConnection } from '../tcp/connection';
 import { formatIp, parseIp } from '../wire/address';
 import { type IpcNative, loadIpcNative, type PeerCred } from './native';
 import { defaultSocketPath } from './paths';
@@ -36,6 +38,7 @@ import {
   type Request,
   type RequestOf,
 } from './protocol';
+import { tcpInfo, tcpInfoForState } from './tcp-info';
 
 const ERRNO = osConstants.errno as unknown as Record<string, number>;
 const errnoOf = (code: string | undefined): number => (code !== undefined ? ERRNO[code] : undefined) ?? ERRNO.EIO!;
@@ -53,13 +56,14 @@ const IPPROTO_IPV6 = 41;
 const TCP_NODELAY = 1;
 const TCP_MAXSEG = 2;
 const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+const TCP_INFO = 11;
+const TCP_CONGESTION = 13;
 /** Options accepted and remembered (getsockopt returns them) without changing the connection yet. */
 const REMEMBERED = new Set([
-  `${IPPROTO_TCP}/5`, // TCP_KEEPINTVL
-  `${IPPROTO_TCP}/6`, // TCP_KEEPCNT
   `${IPPROTO_TCP}/9`, // TCP_DEFER_ACCEPT
   `${IPPROTO_TCP}/12`, // TCP_QUICKACK
-  `${IPPROTO_TCP}/13`, // TCP_CONGESTION (only the default exists)
   `${IPPROTO_TCP}/18`, // TCP_USER_TIMEOUT
   `${IPPROTO_TCP}/23`, // TCP_FASTOPEN
   `${IPPROTO_TCP}/30`, // TCP_FASTOPEN_CONNECT
@@ -72,6 +76,19 @@ const REMEMBERED = new Set([
   `${SOL_SOCKET}/${SO_REUSEPORT}`,
   `${SOL_SOCKET}/${SO_LINGER}`,
 ]);
+/** Linux's default ephemeral port range (net.ipv4.ip_local_port_range), for bind to port 0. */
+const EPHEMERAL_LOW = 32768;
+const EPHEMERAL_HIGH = 60999;
+/** Linux's TCP_CA_NAME_MAX: getsockopt(TCP_CONGESTION) gives at most this many bytes. */
+const TCP_CA_NAME_MAX = 16;
+/** Linux caps TCP_KEEPIDLE and TCP_KEEPINTVL (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL) and TCP_KEEPCNT. */
+const MAX_KEEP_SECONDS = 32767;
+const MAX_KEEPCNT = 127;
+/** Largest SO_RCVBUF/SO_SNDBUF taken (before doubling): the stack's buffers are ours, but not unbounded. */
+const MAX_BUFFER = 16 * 1024 * 1024;
+/** How many reset connections are remembered for the program's next read (ECONNRESET), and how long. */
+const MAX_RESETS = 4096;
+const RESET_MEMORY_MS = 120_000;
 
 /** How long a data stream may wait for its socket's connect request. */
 const PARK_MS = 10_000;
@@ -98,8 +115,43 @@ interface SockRecord {
   fill: number;
   /** SO_SNDBUF the shim restores once the filler is gone. */
   sndbuf: number;
-  server: (TcpServer | net.Server) | undefined;
+  /** The listener this socket shares (SO_REUSEPORT sockets share one), while listening. */
+  group: ListenGroup | undefined;
+  /** TCP_CONGESTION asked for (a name the stack's registry knows). */
+  cc: string | undefined;
   pumping: boolean;
+}
+
+/**
+ * One TCP listener of the stack (or a kernel one, for loopback) and the program sockets
+ * it hands connections to: one, or several bound with SO_REUSEPORT (taken in turn).
+ */
+interface ListenGroup {
+  server: TcpServer | net.Server;
+  members: SockRecord[];
+  next: number;
+}
+
+function newRecord(name: string, uid: number, family: 4 | 6, protocol: number): SockRecord {
+  return {
+    name,
+    uid,
+    family,
+    protocol,
+    session: undefined,
+    state: 'idle',
+    bound: undefined,
+    opts: new Map(),
+    pendingError: undefined,
+    lastError: undefined,
+    conn: undefined,
+    stream: undefined,
+    fill: 0,
+    sndbuf: 0,
+    group: undefined,
+    cc: undefined,
+    pumping: false,
+  };
 }
 
 interface Session {
@@ -123,6 +175,8 @@ export class IpcServer {
   private readonly parked = new Map<string, { stream: net.Socket; cred: PeerCred; timer: NodeJS.Timeout }>();
   private readonly sessions = new Set<Session>();
   private acceptCounter = 0;
+  /** Connections that ended with an error after their stream closed: the program's next read gets it (ECONNRESET). */
+  private readonly resets = new Map<string, { uid: number; code: string; at: number }>();
   private closed = false;
   private warnedMptcp = false;
 
@@ -311,24 +365,8 @@ export class IpcServer {
       return undefined;
     }
     const [, fam, proto] = name.split('/');
-    r = {
-      name,
-      uid: session.cred.uid,
-      family: fam === '4' ? 4 : 6,
-      protocol: Number(proto),
-      session,
-      state: 'idle',
-      bound: undefined,
-      opts: new Map(),
-      pendingError: undefined,
-      lastError: undefined,
-      conn: undefined,
-      stream: undefined,
-      fill: 0,
-      sndbuf: 0,
-      server: undefined,
-      pumping: false,
-    };
+    r = newRecord(name, session.cred.uid, fam === '4' ? 4 : 6, Number(proto));
+    r.session = session;
     this.records.set(name, r);
     session.records.add(r);
     return r;
@@ -346,8 +384,65 @@ export class IpcServer {
       return this.fail(session, req.id, 'EADDRNOTAVAIL');
     }
     if (req.port !== 0 && req.port < 1024 && session.cred.uid !== 0) return this.fail(session, req.id, 'EACCES');
-    r.bound = { address: isUnspecified(address) ? undefined : address, port: req.port };
+    const bound = { address: isUnspecified(address) ? undefined : address, port: req.port };
+    if (req.port !== 0 && this.bindConflict(r, bound)) return this.fail(session, req.id, 'EADDRINUSE');
+    // Port 0: as Linux, the port is chosen now (getsockname says it before listen or
+    // connect). Loopback binds leave it to the kernel's socket, at listen or connect.
+    if (req.port === 0 && !isLoopback(address)) {
+      const port = this.ephemeralPort(r, bound.address);
+      if (port === undefined) return this.fail(session, req.id, 'EADDRINUSE');
+      bound.port = port;
+    }
+    r.bound = bound;
     this.reply(session, req.id);
+  }
+
+  /** A free port of the ephemeral range (Linux's 32768–60999) for a bind to port 0. */
+  private ephemeralPort(r: SockRecord, address: Uint8Array | undefined): number | undefined {
+    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
+    const start = Math.floor(Math.random() * span);
+    const inUse = new Set(this.stack.tcp.connections.map((c) => c.local.port));
+    for (let i = 0; i < span; i++) {
+      const port = EPHEMERAL_LOW + ((start + i) % span);
+      if (inUse.has(port) || this.bindConflict(r, { address, port })) continue;
+      try {
+        // Not a listener of the stack's own (probe: listen, then at once unlisten).
+        this.stack.tcp.unlisten(this.stack.tcp.listen(port, { address }));
+      } catch {
+        continue;
+      }
+      return port;
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether another socket holds the port, as Linux's bind decides: the addresses
+   * overlap (equal, or either is the wildcard) and not both have SO_REUSEPORT (same
+   * uid), nor both SO_REUSEADDR with neither listening. A socket the program closed
+   * without telling us (never listened, never connected) is forgotten here: its name
+   * is gone from /proc/net/unix.
+   */
+  private bindConflict(r: SockRecord, b: { address: Uint8Array | undefined; port: number }): boolean {
+    const flag = (x: SockRecord, opt: number): boolean => (x.opts.get(`${SOL_SOCKET}/${opt}`) ?? 0) !== 0;
+    let live: string | undefined;
+    for (const o of [...this.records.values()]) {
+      if (o === r || o.bound?.port !== b.port || o.state === 'closed' || o.state === 'failed') continue;
+      const oa = o.bound.address;
+      if (oa !== undefined && b.address !== undefined && !sameBytes(oa, b.address)) continue;
+      if (flag(r, SO_REUSEPORT) && flag(o, SO_REUSEPORT) && o.uid === r.uid) continue;
+      if (flag(r, SO_REUSEADDR) && flag(o, SO_REUSEADDR) && o.state !== 'listening') continue;
+      if (o.state === 'idle' || o.state === 'listening') {
+        live ??= readUnixNames();
+        if (!live.includes(` @${o.name}\n`)) {
+          if (o.state === 'listening') this.stopListening(o, 'the program closed it');
+          else this.forget(o);
+          continue;
+        }
+      }
+      return true;
+    }
+    return false;
   }
 
   private onConnect(session: Session, req: RequestOf<'connect'>): undefined {
@@ -388,7 +483,7 @@ export class IpcServer {
         noDelay: o.get(`${IPPROTO_TCP}/${TCP_NODELAY}`) ? true : undefined,
         keepAlive: o.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`) ? true : undefined,
         keepAliveInitialDelay: (o.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000,
-        tcp: this.buffers(r),
+        tcp: this.tcpSettings(r),
       });
     }
     r.conn = conn;
@@ -437,6 +532,36 @@ export class IpcServer {
     return out;
   }
 
+  /** The per-connection TCP settings a socket's options ask for (buffers, keepalive timing, congestion control). */
+  private tcpSettings(r: SockRecord): Partial<TcpConfig> {
+    const out: Partial<TcpConfig> = this.buffers(r);
+    const intvl = r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPINTVL}`);
+    const cnt = r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPCNT}`);
+    const idle = r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`);
+    if (intvl !== undefined) out.keepAliveIntervalMs = intvl * 1000;
+    if (cnt !== undefined) out.keepAliveProbes = cnt;
+    if (idle !== undefined) out.keepAliveIdleMs = idle * 1000;
+    if (r.cc !== undefined) out.congestionControl = r.cc;
+    return out;
+  }
+
+  /** Applies a socket's options to a stack connection made without them (an accepted one). */
+  private applyOptions(r: SockRecord, conn: TcpSocket | net.Socket): void {
+    const o = r.opts;
+    if (o.get(`${IPPROTO_TCP}/${TCP_NODELAY}`)) conn.setNoDelay(true);
+    const tcp = tcpOf(conn);
+    if (tcp !== undefined) {
+      const t = this.tcpSettings(r);
+      if (t.keepAliveIntervalMs !== undefined) tcp.config.keepAliveIntervalMs = t.keepAliveIntervalMs;
+      if (t.keepAliveProbes !== undefined) tcp.config.keepAliveProbes = t.keepAliveProbes;
+      if (t.keepAliveIdleMs !== undefined) tcp.config.keepAliveIdleMs = t.keepAliveIdleMs;
+      if (t.receiveBuffer !== undefined || t.sendBuffer !== undefined)
+        tcp.setBufferSizes(t.receiveBuffer, t.sendBuffer);
+    }
+    if (o.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`))
+      conn.setKeepAlive(true, (o.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000);
+  }
+
   private onListen(session: Session, req: RequestOf<'listen'>): undefined {
     const r = this.record(session, req.id, req.sock);
     if (r === undefined) return;
@@ -444,9 +569,23 @@ export class IpcServer {
     if (r.state !== 'idle') return this.fail(session, req.id, 'EINVAL');
     const port = r.bound?.port ?? 0;
     const address = r.bound?.address;
+    // SO_REUSEPORT: a socket bound to the port of a listening one (bind allowed it) shares its listener.
+    if (port !== 0) {
+      for (const o of this.records.values()) {
+        const g = o.group;
+        if (o === r || g === undefined || o.state !== 'listening' || o.bound?.port !== port) continue;
+        if (!sameAddress(o.bound.address, address)) continue;
+        g.members.push(r);
+        r.group = g;
+        r.state = 'listening';
+        this.log.debug({ sock: r.name, with: o.name, port }, 'listening (SO_REUSEPORT)');
+        return this.reply(session, req.id);
+      }
+    }
     const backlog = Math.max(1, Math.min(req.backlog, 4096));
     let server: TcpServer | net.Server;
-    const onConnection = (conn: TcpSocket | net.Socket): void => this.deliver(r, conn);
+    const group: ListenGroup = { server: undefined as unknown as TcpServer, members: [r], next: 0 };
+    const onConnection = (conn: TcpSocket | net.Socket): void => this.deliver(group, conn);
     if (address !== undefined && isLoopback(address)) {
       server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
       server.listen({ port, host: formatIp(address), backlog });
@@ -454,11 +593,12 @@ export class IpcServer {
       server = this.stack.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
       server.listen({ port, host: address !== undefined ? formatIp(address) : undefined, backlog });
     }
-    r.server = server;
+    group.server = server;
+    r.group = group;
     r.state = 'listening';
     const onError = (e: NodeJS.ErrnoException): void => {
       r.state = 'idle';
-      r.server = undefined;
+      r.group = undefined;
       this.fail(session, req.id, e.code ?? 'EIO');
     };
     server.once('error', onError);
@@ -470,12 +610,17 @@ export class IpcServer {
     });
   }
 
-  /** Hands an accepted TCP connection to the program: connect to its unix listener, then pump. */
-  private deliver(listener: SockRecord, conn: TcpSocket | net.Socket, attempt = 0): void {
-    if (listener.state !== 'listening' || this.closed) {
+  /**
+   * Hands an accepted TCP connection to the program: connect to its unix listener (the
+   * group's members in turn), then pump.
+   */
+  private deliver(group: ListenGroup, conn: TcpSocket | net.Socket, attempt = 0): void {
+    const members = group.members.filter((m) => m.state === 'listening');
+    if (members.length === 0 || this.closed) {
       conn.destroy();
       return;
     }
+    const listener = members[group.next++ % members.length]!;
     const name = `nuse/a/${process.pid}.${++this.acceptCounter}`;
     let fd: number;
     try {
@@ -484,12 +629,19 @@ export class IpcServer {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN' && attempt < 100) {
         // The program's backlog is full: it is not accepting fast enough. Try again shortly.
-        setTimeout(() => this.deliver(listener, conn, attempt + 1), 10);
+        setTimeout(() => this.deliver(group, conn, attempt + 1), 10);
         return;
       }
       this.log.debug({ sock: listener.name, code }, 'cannot hand over a connection');
+      if (code === 'ECONNREFUSED' || code === 'ENOENT') {
+        this.stopListening(listener, 'the program closed it');
+        // Another socket of the group may still take it.
+        if (group.members.length > 0) {
+          this.deliver(group, conn, attempt);
+          return;
+        }
+      }
       conn.resetAndDestroy();
-      if (code === 'ECONNREFUSED' || code === 'ENOENT') this.stopListening(listener, 'the program closed it');
       return;
     }
     let stream: net.Socket;
@@ -502,26 +654,13 @@ export class IpcServer {
       return;
     }
     stream.on('error', () => undefined);
-    const r: SockRecord = {
-      name,
-      uid: listener.uid,
-      family: listener.family,
-      protocol: listener.protocol,
-      session: undefined,
-      state: 'connected',
-      bound: undefined,
-      opts: new Map(listener.opts),
-      pendingError: undefined,
-      lastError: undefined,
-      conn,
-      stream,
-      fill: 0,
-      sndbuf: 0,
-      server: undefined,
-      pumping: false,
-    };
-    if (r.opts.get(`${IPPROTO_TCP}/${TCP_NODELAY}`)) conn.setNoDelay(true);
-    if (r.opts.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`)) conn.setKeepAlive(true);
+    const r = newRecord(name, listener.uid, listener.family, listener.protocol);
+    r.state = 'connected';
+    r.opts = new Map(listener.opts);
+    r.cc = listener.cc;
+    r.conn = conn;
+    r.stream = stream;
+    this.applyOptions(r, conn);
     conn.on('error', (e: NodeJS.ErrnoException) => {
       r.pendingError = e.code ?? 'EIO';
     });
@@ -533,19 +672,33 @@ export class IpcServer {
     if (r.state !== 'listening') return;
     this.log.debug({ sock: r.name, why }, 'stopped listening');
     r.state = 'closed';
-    r.server?.close();
-    r.server = undefined;
+    const g = r.group;
+    r.group = undefined;
+    if (g !== undefined) {
+      g.members = g.members.filter((m) => m !== r);
+      if (g.members.length === 0) g.server.close();
+    }
     this.forget(r);
   }
 
   private onStatus(session: Session, req: RequestOf<'status'>): undefined {
     const r = this.record(session, req.id, req.sock, false);
     if (r === undefined) {
-      if (!session.socket.destroyed && !this.records.has(req.sock)) this.reply(session, req.id, { state: 'idle' });
+      if (session.socket.destroyed || this.records.has(req.sock)) return;
+      // A connection reset after its stream closed: its error, once.
+      const gone = this.resets.get(req.sock);
+      if (gone !== undefined && gone.uid === session.cred.uid && Date.now() - gone.at < RESET_MEMORY_MS) {
+        if (req.clear) this.resets.delete(req.sock);
+        return this.reply(session, req.id, { state: 'closed', err: errnoOf(gone.code) });
+      }
+      this.reply(session, req.id, { state: 'idle' });
       return;
     }
     const err = r.pendingError;
-    if (req.clear) r.pendingError = undefined;
+    if (req.clear) {
+      r.pendingError = undefined;
+      if (err !== undefined) this.resets.delete(r.name);
+    }
     this.reply(session, req.id, {
       state: r.state,
       sndbuf: r.sndbuf,
@@ -568,7 +721,7 @@ export class IpcServer {
     if (conn?.localAddress !== undefined && (r.state === 'connected' || r.state === 'connecting')) {
       return this.reply(session, req.id, endpoint(conn.localAddress, conn.localPort ?? 0));
     }
-    const a = r.server?.address();
+    const a = r.group?.server.address();
     if (a !== undefined && a !== null && typeof a === 'object') {
       return this.reply(session, req.id, endpoint(a.address, a.port));
     }
@@ -585,26 +738,63 @@ export class IpcServer {
     const key = `${req.level}/${req.opt}`;
     const conn = r.conn;
     const live = conn !== undefined && (r.state === 'connected' || r.state === 'connecting');
+    const tcp = live ? tcpOf(conn) : undefined;
+    if (key === `${IPPROTO_TCP}/${TCP_CONGESTION}`) {
+      // A name (not NUL-terminated when it fills the buffer), as Linux's tcp_set_congestion_control.
+      if (!(req.val instanceof Uint8Array)) return this.fail(session, req.id, 'EINVAL');
+      const bytes = req.val.subarray(0, Math.min(req.val.length, TCP_CA_NAME_MAX - 1));
+      const nul = bytes.indexOf(0);
+      const name = Buffer.from(nul >= 0 ? bytes.subarray(0, nul) : bytes).toString('latin1');
+      if (!this.stack.tcp.congestionControls.has(name)) return this.fail(session, req.id, 'ENOENT');
+      // A connection made afterwards (or accepted by this listener) runs it; a live one keeps its instance.
+      r.cc = name;
+      return this.reply(session, req.id);
+    }
+    if (typeof req.val !== 'number') return this.fail(session, req.id, 'EINVAL');
+    const val = req.val;
     switch (key) {
       case `${IPPROTO_TCP}/${TCP_NODELAY}`:
-        if (live) conn.setNoDelay(req.val !== 0);
+        if (live) conn.setNoDelay(val !== 0);
         break;
       case `${SOL_SOCKET}/${SO_KEEPALIVE}`:
-        if (live) conn.setKeepAlive(req.val !== 0, (r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000);
+        if (live) conn.setKeepAlive(val !== 0, (r.opts.get(`${IPPROTO_TCP}/${TCP_KEEPIDLE}`) ?? 0) * 1000);
         break;
       case `${IPPROTO_TCP}/${TCP_KEEPIDLE}`:
-        if (req.val < 1 || req.val > 32767) return this.fail(session, req.id, 'EINVAL');
-        if (live && r.opts.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`)) conn.setKeepAlive(true, req.val * 1000);
+        if (val < 1 || val > MAX_KEEP_SECONDS) return this.fail(session, req.id, 'EINVAL');
+        if (tcp !== undefined) tcp.config.keepAliveIdleMs = val * 1000;
+        if (live && r.opts.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`)) conn.setKeepAlive(true, val * 1000);
+        break;
+      case `${IPPROTO_TCP}/${TCP_KEEPINTVL}`:
+        if (val < 1 || val > MAX_KEEP_SECONDS) return this.fail(session, req.id, 'EINVAL');
+        if (tcp !== undefined) tcp.config.keepAliveIntervalMs = val * 1000;
+        break;
+      case `${IPPROTO_TCP}/${TCP_KEEPCNT}`:
+        if (val < 1 || val > MAX_KEEPCNT) return this.fail(session, req.id, 'EINVAL');
+        if (tcp !== undefined) tcp.config.keepAliveProbes = val;
         break;
       case `${SOL_SOCKET}/${SO_RCVBUF}`:
-      case `${SOL_SOCKET}/${SO_SNDBUF}`:
-        // Sizes the TCP buffers of a connection not yet made; a live one keeps its own.
-        if (req.val < 0) return this.fail(session, req.id, 'EINVAL');
+      case `${SOL_SOCKET}/${SO_SNDBUF}`: {
+        // Sizes the TCP buffers: of a connection made afterwards, of each one a listener
+        // accepts, and of a live one (its window follows). Negative is taken as 0, as Linux.
+        const v = Math.min(Math.max(0, val), MAX_BUFFER);
+        r.opts.set(key, v);
+        if (tcp !== undefined) {
+          const b = this.buffers(r);
+          tcp.setBufferSizes(
+            req.opt === SO_RCVBUF ? b.receiveBuffer : undefined,
+            req.opt === SO_SNDBUF ? b.sendBuffer : undefined,
+          );
+        }
+        return this.reply(session, req.id);
+      }
+      case `${SOL_SOCKET}/${SO_LINGER}`:
+        // -1: off; otherwise the linger time. {1, 0} resets on close (see maybePump).
+        if (val < -1) return this.fail(session, req.id, 'EINVAL');
         break;
       default:
         if (!REMEMBERED.has(key)) return this.fail(session, req.id, 'ENOPROTOOPT');
     }
-    r.opts.set(key, req.val);
+    r.opts.set(key, val);
     this.reply(session, req.id);
   }
 
@@ -617,6 +807,7 @@ export class IpcServer {
     const key = `${req.level}/${req.opt}`;
     const stored = r.opts.get(key);
     const cfg = this.stack.tcp.config;
+    const tcp = tcpOf(r.conn);
     switch (key) {
       case `${IPPROTO_TCP}/${TCP_NODELAY}`:
       case `${SOL_SOCKET}/${SO_KEEPALIVE}`:
@@ -627,10 +818,27 @@ export class IpcServer {
         return this.reply(session, req.id, { val: this.buffers(r).sendBuffer ?? cfg.sendBuffer });
       case `${IPPROTO_TCP}/${TCP_KEEPIDLE}`:
         return this.reply(session, req.id, { val: stored ?? Math.round(cfg.keepAliveIdleMs / 1000) });
+      case `${IPPROTO_TCP}/${TCP_KEEPINTVL}`:
+        return this.reply(session, req.id, { val: stored ?? Math.round(cfg.keepAliveIntervalMs / 1000) });
+      case `${IPPROTO_TCP}/${TCP_KEEPCNT}`:
+        return this.reply(session, req.id, { val: stored ?? cfg.keepAliveProbes });
       case `${IPPROTO_TCP}/${TCP_MAXSEG}`:
-        return this.reply(session, req.id, { val: r.family === 4 ? 1460 : 1440 });
+        return this.reply(session, req.id, { val: tcp?.sendMss() ?? (r.family === 4 ? 1460 : 1440) });
       case `${SOL_SOCKET}/${SO_LINGER}`:
         return this.reply(session, req.id, { val: stored ?? -1 });
+      case `${IPPROTO_TCP}/${TCP_INFO}`: {
+        const data =
+          tcp !== undefined
+            ? tcpInfo(tcp)
+            : tcpInfoForState(r.state === 'listening' ? 'LISTEN' : r.state === 'connected' ? 'ESTABLISHED' : 'CLOSED');
+        return this.reply(session, req.id, { data });
+      }
+      case `${IPPROTO_TCP}/${TCP_CONGESTION}`: {
+        const name = tcp?.congestion.name ?? r.cc ?? cfg.congestionControl;
+        const data = Buffer.alloc(TCP_CA_NAME_MAX);
+        data.write(name.slice(0, TCP_CA_NAME_MAX - 1), 'latin1');
+        return this.reply(session, req.id, { data });
+      }
       default:
         if (!REMEMBERED.has(key)) return this.fail(session, req.id, 'ENOPROTOOPT');
         return this.reply(session, req.id, { val: stored ?? 0 });
@@ -707,18 +915,34 @@ export class IpcServer {
    * Once the connection is established and the stream is here: discard the filler, then
    * pump both ways. Backpressure: a full TCP send buffer pauses reading the stream (the
    * program's writes block); a stream that does not drain pauses reading TCP (the window closes).
+   *
+   * How the program's socket ends decides how TCP ends, as on Linux:
+   * - shutdown(SHUT_WR): the stream's EOF alone; FIN after the data.
+   * - close(2), the last copy of the fd: EOF and hang-up together (see IpcNative.hungUp).
+   *   With SO_LINGER {1, 0}, or with bytes the program never read (RFC 2525 §2.17:
+   *   bytes we still hold for it, or bytes left in its socket, which the kernel reports
+   *   to us as ECONNRESET), RST at once; otherwise FIN after the data.
+   * - A TCP reset (or timeout) ends the stream at once; the error is kept for the
+   *   program's next read (the shim asks at EOF) and for SO_ERROR.
    */
   private maybePump(r: SockRecord): void {
     const s = r.stream;
-    const c = r.conn as Duplex | undefined;
+    const c = r.conn as (Duplex & { resetAndDestroy(): unknown }) | undefined;
     if (r.pumping || s === undefined || c === undefined || r.state !== 'connected') return;
     r.pumping = true;
     let skip = r.fill;
     let streamClosed = false;
     let connClosed = false;
+    let streamError: string | undefined;
     const done = (): void => {
       if (streamClosed && connClosed) this.forget(r);
     };
+    const reset = (why: string): void => {
+      if (connClosed) return;
+      this.log.debug({ sock: r.name, why }, 'reset');
+      c.resetAndDestroy();
+    };
+    const unread = (): boolean => s.writableLength > 0 || c.readableLength > 0 || (tcpOf(r.conn)?.readable ?? 0) > 0;
     s.on('data', (chunk: Buffer) => {
       if (skip > 0) {
         const n = Math.min(skip, chunk.length);
@@ -729,8 +953,30 @@ export class IpcServer {
       if (!c.write(chunk)) s.pause();
     });
     c.on('drain', () => s.resume());
-    // The program closed or shut down its writing side: FIN after what it wrote.
-    s.on('end', () => c.end());
+    const lingerZero = (): boolean => r.opts.get(`${SOL_SOCKET}/${SO_LINGER}`) === 0;
+    let watch: NodeJS.Timeout | undefined;
+    // The program closed or shut down its writing side.
+    s.on('end', () => {
+      const closed = this.hungUp(s);
+      if (closed && lingerZero()) return reset('SO_LINGER {1, 0}');
+      if (closed && unread()) return reset('closed with unread data');
+      c.end(); // FIN after what it wrote
+      if (!closed && lingerZero()) {
+        // shutdown(SHUT_WR) then, later, close with SO_LINGER {1, 0}: RST then, as Linux.
+        // Nothing else reports the close of a stream whose EOF was already read: look for it.
+        watch = setInterval(() => {
+          if (connClosed || streamClosed) clearInterval(watch);
+          else if (lingerZero() && this.hungUp(s)) {
+            clearInterval(watch);
+            reset('SO_LINGER {1, 0} after shutdown');
+          }
+        }, 100);
+        watch.unref();
+      }
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      streamError = e.code;
+    });
     c.on('data', (chunk: Buffer) => {
       if (!s.write(chunk)) c.pause();
     });
@@ -739,21 +985,50 @@ export class IpcServer {
     c.on('end', () => s.end());
     s.on('close', () => {
       streamClosed = true;
+      // ECONNRESET: the program closed its socket with bytes unread in it; EPIPE: it
+      // closed while we had more for it. Either way data was lost: RST, as the kernel.
+      if (streamError === 'ECONNRESET' || streamError === 'EPIPE') reset(`closed with unread data (${streamError})`);
       // The program is gone while TCP still has work: as the kernel for a closed socket, reset.
-      if (!connClosed && !(c.writableEnded && c.readableEnded)) c.destroy();
+      else if (!connClosed && !(c.writableEnded && c.readableEnded)) c.destroy();
       done();
     });
     c.on('close', () => {
       connClosed = true;
+      if (watch !== undefined) clearInterval(watch);
       r.state = r.state === 'connected' ? 'closed' : r.state;
       if (!streamClosed) {
-        if (r.pendingError !== undefined) s.destroy();
-        else s.end();
+        if (r.pendingError !== undefined) {
+          this.rememberReset(r, r.pendingError);
+          s.destroy();
+        } else s.end();
       }
       done();
     });
     s.resume();
     c.resume();
+  }
+
+  /** Whether the program closed its end of a stream for good (not a shutdown). */
+  private hungUp(s: net.Socket): boolean {
+    const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return false;
+    try {
+      return this.native.hungUp(fd);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Keeps a connection's error for the program's next read on its socket (the shim asks at EOF). */
+  private rememberReset(r: SockRecord, code: string): void {
+    const now = Date.now();
+    if (this.resets.size >= MAX_RESETS) {
+      for (const [k, v] of this.resets) {
+        if (this.resets.size < MAX_RESETS && now - v.at < RESET_MEMORY_MS) break;
+        this.resets.delete(k);
+      }
+    }
+    this.resets.set(r.name, { uid: r.uid, code, at: now });
   }
 
   private forget(r: SockRecord): void {
@@ -762,10 +1037,10 @@ export class IpcServer {
   }
 
   private dispose(r: SockRecord): void {
+    if (r.state === 'listening') this.stopListening(r, 'the daemon stops');
     r.state = 'closed';
     r.stream?.destroy();
     r.conn?.destroy();
-    r.server?.close();
     this.forget(r);
   }
 }
@@ -822,6 +1097,30 @@ function answers(socketPath: string): Promise<boolean> {
 function normalize(family: 4 | 6, a: Uint8Array): Uint8Array | undefined {
   if (family === 4) return a.length === 4 ? a : undefined;
   return a;
+}
+
+/** Whether two bound addresses are the same (undefined: the wildcard). */
+function sameAddress(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : sameBytes(a, b);
+}
+
+/** The stack's TCP connection under a socket (none for the kernel sockets of loopback destinations). */
+function tcpOf(conn: TcpSocket | net.Socket | undefined): TcpConnection | undefined {
+  const c = conn !== undefined && 'connection' in conn ? conn.connection : undefined;
+  return c !== undefined && 'stats' in c && 'config' in c ? (c as TcpConnection) : undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** /proc/net/unix: every unix socket's name (abstract ones as "@name"), to tell which program sockets still exist. */
+function readUnixNames(): string {
+  try {
+    return fs.readFileSync('/proc/net/unix', 'latin1');
+  } catch {
+    return '';
+  }
 }
 
 function isUnspecified(a: Uint8Array): boolean {
