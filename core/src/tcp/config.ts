@@ -40,6 +40,12 @@ export interface TcpConfig {
   sack: boolean;
   /** Congestion control algorithm by name (registered in a CongestionControlRegistry). */
   congestionControl: string;
+  /**
+   * Loss detection with a SACK peer: `rack-tlp` (RFC 8985: time-based RACK with a
+   * reordering window, Tail Loss Probes; Linux's default) or `rfc6675` (DupThresh
+   * duplicate ACKs and RFC 6675 IsLost). Without SACK both use NewReno (RFC 6582).
+   */
+  recovery: TcpRecovery;
   /** Largest MSS to announce; the route's MTU lowers it (RFC 9293 §3.7.1). */
   maxMss: number;
   /** Pending SYNs per listener (the SYN queue). */
@@ -47,6 +53,10 @@ export interface TcpConfig {
   /** Orphaned FIN-WAIT-2 lifetime (Linux tcp_fin_timeout). */
   finWait2TimeoutMs: number;
 }
+
+/** Loss-detection algorithms (see `TcpConfig.recovery`). */
+export type TcpRecovery = 'rack-tlp' | 'rfc6675';
+const RECOVERY_ALGORITHMS: readonly string[] = ['rack-tlp', 'rfc6675'];
 
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   mslMs: 30_000,
@@ -70,6 +80,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   timestamps: true,
   sack: true,
   congestionControl: 'newreno',
+  recovery: 'rack-tlp',
   maxMss: 65_495,
   synQueueLength: 256,
   finWait2TimeoutMs: 60_000,
@@ -87,6 +98,8 @@ export function resolveTcpConfig(base: Readonly<TcpConfig>, overrides: Partial<T
       throw new Error(`TCP config: ${key} must be a finite number ≥ 0, got ${value}`);
     }
   }
+  if (!RECOVERY_ALGORITHMS.includes(merged.recovery))
+    throw new Error(`TCP config: recovery must be one of ${RECOVERY_ALGORITHMS.join(', ')}, got ${merged.recovery}`);
   if (merged.minRtoMs > merged.maxRtoMs) throw new Error('TCP config: minRtoMs is above maxRtoMs');
   if (merged.maxMss < 88) throw new Error('TCP config: maxMss below 88 bytes is not usable');
   if (merged.receiveBuffer < 1024 || merged.sendBuffer < 1024)

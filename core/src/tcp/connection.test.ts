@@ -1608,3 +1608,202 @@ describe('regressions found in review', () => {
     expect(segs.length).toBeLessThanOrEqual(20);
   });
 });
+
+// ================================================================== loss recovery
+
+describe('loss recovery: RACK-TLP (RFC 8985), Limited Transmit (RFC 3042), undo (RFC 3708, RFC 3522)', () => {
+  /** ESTABLISHED with SACK (and TCP_NODELAY, so every segment goes out at once). SRTT = min_RTT = 100 ms, RTO 300 ms. */
+  function socketSack(cfg: Partial<TcpConfig> = {}): Socket {
+    return socketEstablished({ config: { sack: true, noDelay: true, ...cfg } }, [MSS(1460), SACK_PERM]);
+  }
+  const sacked = (from: number, to: number): TcpOption => SACK({ left: L(from), right: L(to) });
+  /** The i-th full segment (0-based) as sent: 1460 bytes from L(1 + 1460·i). */
+  const segAt = (i: number): number => L(1 + 1460 * i);
+
+  test('RACK: a hole below a SACKed segment is resent after RACK.rtt + min_RTT/4, not after three duplicate ACKs or the RTO', () => {
+    const s = socketSack();
+    s.conn.send(filled(3 * 1460));
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(0), segAt(1), segAt(2)]);
+    advance(s, 100);
+    // Segment 2 arrived, segment 1 did not: a single duplicate ACK with a SACK block.
+    send(s, { options: [sacked(1461, 2921)] });
+    recvNothing(s);
+    // §6.2 step 4: no reordering seen, fewer than DupThresh segments SACKed: reo_wnd = min_RTT/4 = 25 ms.
+    advance(s, 24);
+    recvNothing(s);
+    advance(s, 1);
+    expect(recv(s)).toEqual([out({ payload: filled(1460) })]);
+    expect(s.conn.stats.fastRetransmits).toBe(1);
+    expect(s.conn.stats.retransmitTimeouts).toBe(0);
+  });
+
+  test("recovery: 'rfc6675' keeps DupThresh: one duplicate ACK waits for the RTO", () => {
+    const s = socketSack({ recovery: 'rfc6675' });
+    s.conn.send(filled(3 * 1460));
+    recv(s);
+    advance(s, 100);
+    send(s, { options: [sacked(1461, 2921)] });
+    advance(s, 199);
+    recvNothing(s);
+    advance(s, 1);
+    expect(recv(s)[0]!.seq).toBe(segAt(0));
+    expect(s.conn.stats.retransmitTimeouts).toBe(1);
+    expect(s.conn.stats.tlpProbes).toBe(0);
+  });
+
+  test('TLP: the tail of a flight lost → a probe resends the last segment after 2·SRTT; its SACK lets RACK repair the rest', () => {
+    const s = socketSack();
+    s.conn.send(filled(3 * 1460));
+    recv(s);
+    advance(s, 100);
+    send(s, { ack: segAt(1) }); // the first segment arrived; the other two were lost
+    recvNothing(s);
+    // §7.2: PTO = 2·SRTT (two segments in flight), before the RTO (250 ms after this ACK).
+    advance(s, 199);
+    recvNothing(s);
+    advance(s, 1);
+    expect(recv(s)).toEqual([out({ seq: segAt(2), flags: PSH | ACK, payload: filled(1460) })]);
+    expect(s.conn.stats.tlpProbes).toBe(1);
+    advance(s, 100);
+    // The probe is SACKed: the segment sent before it is lost (§7.4.1): fast recovery at once.
+    send(s, { ack: segAt(1), options: [sacked(2921, 4381)] });
+    expect(recv(s)).toEqual([out({ seq: segAt(1), payload: filled(1460) })]);
+    send(s, { ack: segAt(3) });
+    expect(s.conn.stats.fastRetransmits).toBe(1);
+    expect(s.conn.stats.retransmitTimeouts).toBe(0);
+    expect(s.conn.pollAt()).toBeUndefined();
+  });
+
+  test('TLP: with unsent data the window allows, the probe is new data, and its ACK ends the episode without a reduction', () => {
+    const s = socketSack();
+    // The peer's window (8192) takes five full segments and 892 bytes more.
+    s.conn.send(filled(10 * 1460));
+    expect(recv(s)).toHaveLength(5);
+    const cwnd = s.conn.cwnd;
+    advance(s, 200);
+    expect(recv(s)).toEqual([out({ seq: segAt(5), payload: filled(892) })]);
+    expect(s.conn.stats.tlpProbes).toBe(1);
+    send(s, { ack: L(8193) });
+    expect(s.conn.cwnd).toBeGreaterThanOrEqual(cwnd);
+    expect(s.conn.stats.tlpLossRepairs).toBe(0);
+    expect(s.conn.stats.retransmitTimeouts).toBe(0);
+  });
+
+  test('undo (RFC 3708): a D-SACK for the only retransmission restores cwnd and ssthresh', () => {
+    const s = socketSack();
+    s.conn.send(filled(3 * 1460));
+    recv(s);
+    const before = { cwnd: s.conn.cwnd, ssthresh: s.conn.ssthresh };
+    advance(s, 100);
+    send(s, { options: [sacked(1461, 2921)] });
+    advance(s, 25);
+    expect(recv(s)).toHaveLength(1); // RACK's retransmission of segment 1
+    expect(s.conn.cwnd).toBeLessThan(before.cwnd);
+    // Segment 1 was only late: everything is acknowledged, then its retransmission is reported as a duplicate.
+    send(s, { ack: segAt(3) });
+    send(s, { ack: segAt(3), options: [sacked(1, 1461)] });
+    expect(s.conn.stats.dsacksIn).toBe(1);
+    expect(s.conn.stats.spuriousRecoveriesUndone).toBe(1);
+    expect({ cwnd: s.conn.cwnd, ssthresh: s.conn.ssthresh }).toEqual(before);
+  });
+
+  test('undo (RFC 3522 Eifel): the ACK of the resent segment echoes the original’s timestamp → undone at once', () => {
+    const s = socketEstablished(
+      { config: { sack: true, noDelay: true, timestamps: true } },
+      [MSS(1460), SACK_PERM, TS(5000, 0)],
+      [TS(5001, START)],
+    );
+    s.conn.send(filled(3 * 1448));
+    recv(s);
+    const sentAt = s.now;
+    const before = s.conn.cwnd;
+    advance(s, 100);
+    send(s, { options: [SACK({ left: L(1449), right: L(2897) }), TS(5002, sentAt)] });
+    advance(s, 25);
+    expect(recv(s)).toHaveLength(1);
+    expect(s.conn.cwnd).toBeLessThan(before);
+    // The original first segment arrives (TSecr = its TSval, older than the retransmission's).
+    send(s, { ack: L(4345), options: [TS(5003, sentAt)] });
+    expect(s.conn.stats.spuriousRecoveriesUndone).toBe(1);
+    expect(s.conn.cwnd).toBe(before);
+  });
+
+  test('RACK: a lost retransmission is detected and resent, and counts as a second congestion signal (RFC 8985 §3.4)', () => {
+    const s = socketSack();
+    send(s, { window: 65_535 });
+    s.conn.send(filled(14 * 1460));
+    expect(recv(s)).toHaveLength(10);
+    advance(s, 100);
+    // Segments 2–4 SACKed: DupThresh segments, no reordering seen: reo_wnd = 0, segment 1 is lost at once.
+    send(s, { window: 65_535, options: [sacked(1461, 5841)] });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(0)]);
+    const afterFirst = { cwnd: s.conn.cwnd, ssthresh: s.conn.ssthresh };
+    expect(afterFirst.ssthresh).toBe(5 * 1460);
+    // Segments 5–8 SACKed: the pipe drops below cwnd and two new segments go out.
+    send(s, { window: 65_535, options: [sacked(1461, 11_681)] });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(10), segAt(11)]);
+    advance(s, 100);
+    // Segment 11, sent after the retransmission, is SACKed; the retransmission is not: lost too.
+    const block = (from: number, to: number): SackBlock => ({ left: L(from), right: L(to) });
+    send(s, { window: 65_535, options: [SACK(block(14_601, 16_061), block(1461, 11_681))] });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(0)]);
+    expect(s.conn.ssthresh).toBeLessThan(afterFirst.ssthresh);
+    expect(s.conn.stats.fastRetransmits).toBe(1);
+    expect(s.conn.stats.retransmitTimeouts).toBe(0);
+  });
+
+  test('Limited Transmit (RFC 3042), no SACK: each of the first two duplicate ACKs sends one new segment', () => {
+    const s = socketEstablished({ config: { noDelay: true } });
+    send(s, { window: 65_535 });
+    s.conn.send(filled(14 * 1460));
+    expect(recv(s)).toHaveLength(10); // RFC 6928: IW = 10 segments
+    send(s, { window: 65_535 });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(10)]);
+    send(s, { window: 65_535 });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(11)]);
+    send(s, { window: 65_535 });
+    expect(recv(s).map((x) => x.seq)).toEqual([segAt(0)]);
+    expect(s.conn.stats.fastRetransmits).toBe(1);
+  });
+
+  describe('PAWS and reordered ACKs (RFC 7323 §5.3; Linux tcp_disordered_ack)', () => {
+    const PEER_TS = 5000;
+    function socketTsSack(): Socket {
+      const s = socketEstablished(
+        { config: { sack: true, timestamps: true, noDelay: true } },
+        [MSS(1460), SACK_PERM, TS(PEER_TS, 0)],
+        [TS(PEER_TS + 1, START)],
+      );
+      s.conn.send(filled(4 * 1448));
+      expect(recv(s)).toHaveLength(4);
+      advance(s, 50);
+      // A newer duplicate ACK overtook an older one.
+      send(s, { options: [SACK({ left: L(2897), right: L(4345) }), TS(PEER_TS + 10, START + HANDSHAKE_RTT)] });
+      return s;
+    }
+
+    test('a pure duplicate ACK with an older TSval is accepted: its SACK block is used, TS.Recent stays', () => {
+      const s = socketTsSack();
+      send(s, { options: [SACK({ left: L(1449), right: L(4345) }), TS(PEER_TS + 5, START + HANDSHAKE_RTT)] });
+      expect(s.conn.stats.disorderedAcksAccepted).toBe(1);
+      expect(s.conn.stats.pawsDrops).toBe(0);
+      expect(s.conn.stats.dupAcksIn).toBe(2);
+      expect(s.conn.tsRecent).toBe(PEER_TS + 10);
+      // Its SACK information counts: both SACKed segments are out of the pipe, so RACK's
+      // DupThresh-free window applies to the hole at segment 1 (25 ms).
+      recvNothing(s);
+      advance(s, 25);
+      expect(recv(s)[0]!.seq).toBe(L(1));
+    });
+
+    test('data, a window change, or a TSval more than an RTO old still fail PAWS (dropped, ACKed)', () => {
+      const s = socketTsSack();
+      send(s, { payload: bytes('x'), options: [TS(PEER_TS + 5, START)] });
+      send(s, { window: PEER_WINDOW + 1, options: [TS(PEER_TS + 5, START)] });
+      send(s, { options: [TS(PEER_TS + 10 - 2000, START)] });
+      expect(s.conn.stats.pawsDrops).toBe(3);
+      expect(s.conn.stats.disorderedAcksAccepted).toBe(0);
+      expect(s.conn.readable).toBe(0);
+    });
+  });
+});

@@ -3,6 +3,7 @@ import type { SackBlock, TcpOption } from '../wire/tcp-options';
 import type { TcpConfig } from './config';
 import type { CongestionControl, CongestionPhase, CongestionState } from './congestion';
 import type { TcpOptionHost, TcpOptionRegistry } from './options';
+import { Rack, type SentSegment, TransmitLog } from './rack';
 import { ReceiveBuffer } from './reassembly';
 import { RttEstimator } from './rtt';
 import { SackScoreboard } from './sack-scoreboard';
@@ -86,6 +87,20 @@ export interface TcpConnectionStats {
   dupAcksIn: number;
   challengeAcks: number;
   pawsDrops: number;
+  /**
+   * Segments that failed PAWS but were accepted as reordered duplicate ACKs (pure ACKs
+   * at RCV.NXT acknowledging SND.UNA, the window unchanged, TSval within an RTO of
+   * TS.Recent), as Linux's tcp_disordered_ack; see processSynchronized.
+   */
+  disorderedAcksAccepted: number;
+  /** Tail loss probes sent (RFC 8985 §7.3). */
+  tlpProbes: number;
+  /** Probes that repaired a loss, answered with a congestion response (RFC 8985 §7.4.2). */
+  tlpLossRepairs: number;
+  /** ACKs carrying a D-SACK block (RFC 2883). */
+  dsacksIn: number;
+  /** Window reductions undone because the retransmissions proved spurious (RFC 3708 D-SACK, RFC 3522 Eifel). */
+  spuriousRecoveriesUndone: number;
   outOfWindowDrops: number;
   zeroWindowProbes: number;
   keepAliveProbes: number;
@@ -106,6 +121,22 @@ const DUP_THRESH = 3;
 const MIN_PEER_MSS = 88;
 /** 68-byte IPv4 path MTU less the IPv4 and TCP headers: what path MTU discovery may leave (RFC 1191 §3). */
 const MIN_PATH_MSS = 28;
+/**
+ * RFC 8985 §7.2: TLP.max_ack_delay, added to the PTO when one segment is in flight
+ * (its ACK may wait for the peer's delayed-ACK timer): WCDelAckT, the worst case the
+ * RFC assumes, 200 ms.
+ */
+const TLP_MAX_ACK_DELAY_MS = 200;
+/**
+ * A floor on the PTO: on sub-millisecond paths 2·SRTT is below what timers and the
+ * peer's ACK processing resolve. 10 ms is the original TLP's floor
+ * (draft-dukkipati-tcpm-tcp-loss-probe, "max(2*SRTT, 10ms)"); RFC 8985 §7.2 leaves it out.
+ */
+const TLP_MIN_PTO_MS = 10;
+/** RFC 8985 §7.2: the PTO without an RTT sample. */
+const TLP_PTO_WITHOUT_SRTT_MS = 1000;
+/** Most retransmissions one undo episode tracks; past it, that episode is not undone. */
+const MAX_UNDO_RETRANSMITS = 4096;
 /** RFC 5961 §7: at most this many challenge ACKs per second per connection. */
 const CHALLENGE_ACKS_PER_SECOND = 10;
 
@@ -152,6 +183,11 @@ export class TcpConnection implements TcpOptionHost {
     dupAcksIn: 0,
     challengeAcks: 0,
     pawsDrops: 0,
+    disorderedAcksAccepted: 0,
+    tlpProbes: 0,
+    tlpLossRepairs: 0,
+    dsacksIn: 0,
+    spuriousRecoveriesUndone: 0,
     outOfWindowDrops: 0,
     zeroWindowProbes: 0,
     keepAliveProbes: 0,
@@ -231,6 +267,29 @@ export class TcpConnection implements TcpOptionHost {
   private inRecovery = false;
   private recoveryPoint = 0;
   private phase: CongestionPhase = 'open';
+  /** RFC 8985: per-segment transmit times and the RACK state (used when `rackActive`). */
+  private readonly transmitLog = new TransmitLog();
+  private readonly rack = new Rack();
+  /** The RACK reordering timer (RFC 8985 §6.2 step 5). */
+  private rackTimerAt: number | undefined;
+  /** The transmit log's count when the current recovery began or last reacted to a loss. */
+  private recoveryTransmissionMark = 0;
+  /** RFC 8985 §7: the loss probe timer, and the probe episode (TLP.end_seq, TLP.is_retrans). */
+  private tlpAt: number | undefined;
+  private tlpProbePending = false;
+  private tlpEndSeq: number | undefined;
+  private tlpIsRetrans = false;
+  /**
+   * The last window reduction, for undoing it (RFC 3708, RFC 3522): SND.UNA when it
+   * began (undefined: nothing to undo), the ranges retransmitted since (each cleared
+   * by a D-SACK for it), where the first of them starts and its TSval, and whether
+   * the Eifel test was made.
+   */
+  private undoMarker: number | undefined;
+  private undoRetransmits: { start: number; end: number; dsacked: boolean }[] = [];
+  private undoFirstRetransmitSeq = 0;
+  private undoFirstRetransmitTs: number | undefined;
+  private undoEifelChecked = false;
   /** RTT timing of one segment when timestamps are off (Karn's algorithm, RFC 6298 §3). */
   private rttTimedSeq: number | undefined;
   private rttTimedAt = 0;
@@ -459,6 +518,8 @@ export class TcpConnection implements TcpOptionHost {
     // Called after every segment: compare inline rather than build an array.
     let t = this.userTimeoutAt();
     t = earlier(t, this.retransmitAt);
+    t = earlier(t, this.tlpAt);
+    t = earlier(t, this.rackTimerAt);
     t = earlier(t, this.delayedAckAt);
     t = earlier(t, this.persistAt);
     t = earlier(t, this.keepAliveAt);
@@ -497,10 +558,24 @@ export class TcpConnection implements TcpOptionHost {
       this.enterClosed(undefined);
       return;
     }
+    if (this.tlpAt !== undefined && now >= this.tlpAt) {
+      // RFC 8985 §7.2: a PTO at or before the RTO expiry fires in its place; the RTO is
+      // re-armed once the probe is out (§7.3).
+      this.tlpAt = undefined;
+      if (this.lossProbeAllowed()) {
+        this.tlpProbePending = true;
+        this.restartRetransmitTimer();
+      }
+    }
     if (this.retransmitAt !== undefined && now >= this.retransmitAt) {
       this.retransmitAt = undefined;
       this.onRetransmitTimeout();
       if (this.state === 'CLOSED') return;
+    }
+    if (this.rackTimerAt !== undefined && now >= this.rackTimerAt) {
+      // RFC 8985 §6.2 step 5: the reordering window of a waiting segment has passed.
+      this.rackTimerAt = undefined;
+      this.rackDetectLoss();
     }
     if (this.delayedAckAt !== undefined && now >= this.delayedAckAt) {
       this.delayedAckAt = undefined;
@@ -545,6 +620,14 @@ export class TcpConnection implements TcpOptionHost {
     }
     // RFC 5681 §3.1: on timeout, ssthresh once per loss event (from FlightSize, so out
     // of recovery first), cwnd to the loss window.
+    if (this.phase === 'open') this.beginUndoEpisode();
+    // RFC 8985 §7: a timeout ends any probe episode; §6.3: what was in flight is
+    // resent from SND.UNA below (go-back-N), so all of it counts as lost.
+    this.tlpAt = undefined;
+    this.tlpProbePending = false;
+    this.tlpEndSeq = undefined;
+    this.rackTimerAt = undefined;
+    if (this.rackActive) this.transmitLog.markAllLost();
     this.inRecovery = false;
     if (this.phase !== 'loss') {
       this.phase = 'loss';
@@ -663,9 +746,12 @@ export class TcpConnection implements TcpOptionHost {
       seqLt(seg.tsVal, this.tsRecent) &&
       this.now - this.tsRecentAge < PAWS_IDLE_MS
     ) {
-      this.stats.pawsDrops++;
-      this.ackNow = true;
-      return;
+      if (!this.isDisorderedDuplicateAck(seg, segLen)) {
+        this.stats.pawsDrops++;
+        this.ackNow = true;
+        return;
+      }
+      this.stats.disorderedAcksAccepted++;
     }
 
     // The peer's SYN again in SYN-RECEIVED. It lies before RCV.NXT, so the acceptability
@@ -699,6 +785,12 @@ export class TcpConnection implements TcpOptionHost {
         // In TIME-WAIT a retransmitted FIN is answered and restarts the 2MSL wait.
         if (this.state === 'TIME-WAIT' && f & TcpFlags.FIN) this.timeWaitAt = this.now + 2 * this.config.mslMs;
         this.ackNow = true;
+        // RFC 2883 §4: data received before (a spurious retransmission) is reported
+        // with a D-SACK block, so the sender can tell and undo (RFC 3708).
+        const end = seqAdd(seg.seq, seg.payload.length);
+        if (this.sackEnabled && seg.payload.length > 0 && seqLe(end, this.rcvNxt)) {
+          this.dsackBlock = { left: seg.seq, right: end };
+        }
       }
       // RFC 9293 §3.10.7.4: "If the RCV.WND is zero, no segments are acceptable, but
       // special allowance should be made to accept valid ACKs": a segment at RCV.NXT (a
@@ -804,6 +896,27 @@ export class TcpConnection implements TcpOptionHost {
   }
 
   /**
+   * A segment that failed PAWS only because ACKs were reordered on the way (Linux's
+   * tcp_disordered_ack): a pure ACK at RCV.NXT that acknowledges exactly SND.UNA and
+   * leaves the send window as it is, with a TSval at most one RTO older than
+   * TS.Recent. RFC 7323 §5.3 R1 would drop it, but PAWS exists to keep old duplicate
+   * *data* out of the stream (§5.1, §5.2); this segment carries none, changes no
+   * sequence or window state, and TS.Recent does not move back (§4.3 takes only newer
+   * values). What it does carry, a duplicate ACK and its SACK blocks, is what loss
+   * recovery needs, so it is accepted. An RTO is the bound within which the peer could
+   * have sent it before the newer segment; the peer's timestamp clock is taken to tick
+   * in ms (RFC 7323 §5.4 allows 1 ms to 1 s; Linux uses 1 ms).
+   */
+  private isDisorderedDuplicateAck(seg: IncomingSegment, segLen: number): boolean {
+    const f = seg.flags;
+    if (segLen !== 0 || (f & (TcpFlags.ACK | TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST)) !== TcpFlags.ACK)
+      return false;
+    if (!this.handshakeDone || seg.seq !== this.ackNumber() || seg.ack !== this.sndUna) return false;
+    if (seg.window * 2 ** this.sndWscale !== this.sndWnd) return false;
+    return seqDiff(this.tsRecent, seg.tsVal!) <= this.rtt.rtoMs;
+  }
+
+  /**
    * RFC 9293 §3.10.7.4 fifth step for synchronized states, with RFC 5961 §5.2 ACK
    * validation and the loss-recovery bookkeeping. Returns false when the segment must
    * be dropped.
@@ -825,8 +938,10 @@ export class TcpConnection implements TcpOptionHost {
       const r = this.scoreboard.update(seqMax(this.sndUna, ack), seg.sackBlocks, this.sndMax);
       sackInfo = { newlySacked: r.newlySacked, dsack: r.dsack };
     }
+    if (sackInfo.dsack) this.onDsack(seg.sackBlocks![0]!);
 
     const advanced = seqGt(ack, this.sndUna);
+    if (this.rackActive) this.rackOnDelivery(seg, ack, advanced, sackInfo.newlySacked > 0);
     const windowBefore = this.sndWnd;
     // RFC 9293 §3.10.7.4: update the send window from newer segments only.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -846,6 +961,15 @@ export class TcpConnection implements TcpOptionHost {
       this.onDuplicateAck(sackInfo.newlySacked > 0);
     }
     if (this.state === 'CLOSED') return false;
+    if (this.rackActive) {
+      // RFC 8985 §6.2 step 4 (the D-SACK part of the reordering window), §7.4 (the ACK
+      // of a loss probe), §6.2 step 5 (loss detection), §7.2 (re-arm the probe timer
+      // on an ACK of new data).
+      this.rack.onAckForReoWnd(sackInfo.dsack, this.sndUna, this.sndMax);
+      this.tlpOnAck(seg, ack, advanced, sackInfo.dsack);
+      this.rackDetectLoss();
+      this.armLossProbe(advanced);
+    }
 
     // State changes an ACK of our FIN brings (RFC 9293 §3.10.7.4 fifth step).
     const finAcked = this.finSent && seqGt(ack, this.finSeq);
@@ -888,6 +1012,7 @@ export class TcpConnection implements TcpOptionHost {
     const dataAcked = this.ackAdvancesTo(ack);
     this.retransmitCount = 0;
     this.persistBackoff = 0;
+    if (this.eifelDetectsSpuriousRetransmit(seg, ack)) this.undoSpuriousReduction();
 
     if (this.inRecovery) {
       if (seqGe(ack, this.recoveryPoint)) {
@@ -895,6 +1020,7 @@ export class TcpConnection implements TcpOptionHost {
         this.inRecovery = false;
         this.dupAcks = 0;
         this.phase = 'open';
+        this.rack.onRecoveryEnd();
         this.congestion.onPhaseChange(this.cc, 'open');
       } else if (!this.sackEnabled) {
         // RFC 6582 §3.2 step 4: partial ACK: retransmit the next hole, deflate cwnd.
@@ -906,6 +1032,7 @@ export class TcpConnection implements TcpOptionHost {
       this.dupAcks = 0;
       if (this.phase === 'loss' && seqGe(ack, this.recoveryPoint)) {
         this.phase = 'open';
+        this.rack.onRecoveryEnd();
         this.congestion.onPhaseChange(this.cc, 'open');
       }
       this.congestion.onAck(this.cc, { ackedBytes: acked, rttMs: sampled ? this.rtt.latestRttMs : undefined });
@@ -930,6 +1057,9 @@ export class TcpConnection implements TcpOptionHost {
       if (!this.sackEnabled) this.cc.cwnd += this.sendMss();
       return;
     }
+    // RFC 8985 §2: with RACK, time (the reordering window) rather than the count of
+    // duplicate ACKs decides what is lost; the DupThresh rule lives on in reo_wnd.
+    if (this.rackActive) return;
     const lost =
       this.sackEnabled &&
       (newSack || this.dupAcks >= DUP_THRESH) &&
@@ -944,6 +1074,9 @@ export class TcpConnection implements TcpOptionHost {
   private enterRecovery(): void {
     this.stats.fastRetransmits++;
     this.recoveryPoint = this.sndMax;
+    this.recoveryTransmissionMark = this.transmitLog.transmissionCount;
+    if (this.phase === 'open') this.beginUndoEpisode();
+    this.tlpAt = undefined;
     this.phase = 'recovery';
     // RFC 6675 §5 (4.2): ssthresh from FlightSize, so the algorithm runs before
     // recovery switches bytesInFlight to the pipe estimate.
@@ -955,6 +1088,8 @@ export class TcpConnection implements TcpOptionHost {
       // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS.
       this.cc.cwnd = this.cc.ssthresh + DUP_THRESH * this.sendMss();
     }
+    // RFC 6675 §5 step (4.3): the first segment presumed lost goes out at once; with
+    // RACK that is the lowest one RACK marked (sendData picks it).
     this.retransmitHole();
     this.restartRetransmitTimer();
   }
@@ -965,6 +1100,300 @@ export class TcpConnection implements TcpOptionHost {
   }
 
   private pendingRetransmit: number | undefined;
+
+  // ---------------------------------------------------------------- RACK-TLP (RFC 8985) and undo
+
+  /** RACK-TLP is the loss detection: configured, and the peer does SACK (RFC 8985 §2 needs it). */
+  private get rackActive(): boolean {
+    return this.sackEnabled && this.config.recovery === 'rack-tlp';
+  }
+
+  /** Our TSval for a moment on our clock (RFC 7323 §5.4), to compare with an echoed TSecr. */
+  private tsValAt(ms: number): number {
+    return (floor(ms) + this.tsOffset) >>> 0;
+  }
+
+  /**
+   * RFC 8985 §6.2 steps 2 and 3 for the segments this ACK delivers: cumulatively
+   * acknowledged, then newly SACKed, in sequence order.
+   *
+   * Step 2 tells which copy of a retransmitted segment arrived by the echoed
+   * timestamp. That holds for the segment that moved the cumulative ACK (RFC 7323 §4.3:
+   * TS.Recent comes from the segment at the left edge), not for one delivered above a
+   * hole, whose ACK echoes the older TS.Recent whichever copy arrived; those are judged
+   * by the min_RTT rule of the same step (as Linux's tcp_rack_advance does for all).
+   */
+  private rackOnDelivery(seg: IncomingSegment, ack: number, advanced: boolean, newlySacked: boolean): void {
+    const tsEcr = this.timestampsEnabled && seg.tsEcr !== undefined && seg.tsEcr !== 0 ? seg.tsEcr : undefined;
+    const minRtt = this.rtt.minRttMs;
+    if (advanced) {
+      this.transmitLog.ack(ack, (s) => {
+        const echoedSentBefore = tsEcr === undefined ? undefined : seqLt(tsEcr, this.tsValAt(s.xmitAt));
+        this.rack.onDelivered(s, this.now, minRtt, echoedSentBefore);
+      });
+    }
+    if (newlySacked) {
+      // SACK blocks cover data only (RFC 2018 §3): a segment carrying our FIN counts as
+      // SACKed once its data is.
+      const sackedUpTo = (q: number): number => {
+        const upTo = this.scoreboard.nextUnsacked(q);
+        return this.finSent && upTo === this.finSeq ? seqAdd(upTo, CONTROL_LEN) : upTo;
+      };
+      this.transmitLog.markSacked(sackedUpTo, (s) => this.rack.onDelivered(s, this.now, minRtt, undefined));
+    }
+  }
+
+  /**
+   * RFC 8985 §6.2 step 5, RACK_detect_loss_and_arm_timer(): marks what RACK finds
+   * lost, arms the reordering timer for what may still arrive, and starts fast recovery
+   * on a first loss. RFC 8985 detects losses only; the recovery around it is RFC 6675's
+   * with IsLost() answered by RACK's marks, lost retransmissions included.
+   * After an RTO, go-back-N resends everything anyway.
+   */
+  private rackDetectLoss(): void {
+    this.rackTimerAt = undefined;
+    const srtt = this.rtt.srttMs;
+    if (!this.rackActive || this.phase === 'loss' || srtt === undefined) return;
+    const reoWnd = this.rack.reoWnd(
+      this.inRecovery,
+      this.transmitLog.sackedSegments,
+      this.scoreboard.dupThresh,
+      this.rtt.minRttMs ?? srtt,
+      srtt,
+    );
+    const { timeoutMs, lostBytes, latestLostOrder } = this.rack.detectLoss(this.transmitLog, this.now, reoWnd);
+    if (timeoutMs > 0) this.rackTimerAt = this.now + timeoutMs;
+    if (lostBytes === 0) return;
+    if (!this.inRecovery) {
+      this.enterRecovery();
+    } else if (latestLostOrder > this.recoveryTransmissionMark) {
+      this.reduceAgainInRecovery();
+    }
+  }
+
+  /**
+   * RFC 8985 §3.4, after RFC 5681: "the loss of a retransmission must be taken as two
+   * indications of congestion", and so must losses in two successive windows. RACK
+   * found lost something (re)sent since this recovery began: congestion control
+   * reduces again, from what is in flight now (the pipe, never above cwnd, so this
+   * cannot raise ssthresh), and the recovery runs until everything sent so far is
+   * acknowledged. As on entry (RFC 6675 §5 (4.3)), the first lost segment goes out at once.
+   */
+  private reduceAgainInRecovery(): void {
+    this.recoveryPoint = this.sndMax;
+    this.recoveryTransmissionMark = this.transmitLog.transmissionCount;
+    this.congestion.onPhaseChange(this.cc, 'recovery');
+    this.retransmitHole();
+  }
+
+  /**
+   * RFC 8985 §7.2: whether a loss probe may be scheduled or sent: data outstanding, not
+   * in fast or RTO recovery, nothing SACKed (RACK then has ACKs to work with), and no
+   * probe episode open (one probe at a time, §7.3).
+   */
+  private lossProbeAllowed(): boolean {
+    return (
+      this.rackActive &&
+      this.handshakeDone &&
+      this.isSynchronized() &&
+      this.state !== 'TIME-WAIT' &&
+      this.phase === 'open' &&
+      this.tlpEndSeq === undefined &&
+      seqGt(this.sndMax, this.sndUna) &&
+      !this.scoreboard.hasSacked
+    );
+  }
+
+  /**
+   * RFC 8985 §7.2: (re)starts the probe timer after new data went out or an ACK of new
+   * data arrived (`restart`); cancels it when a probe is no longer allowed. PTO =
+   * 2·SRTT, plus TLP.max_ack_delay with one segment in flight, never after the RTO.
+   */
+  private armLossProbe(restart: boolean): void {
+    if (!this.lossProbeAllowed()) {
+      this.tlpAt = undefined;
+      return;
+    }
+    if (!restart) return;
+    const srtt = this.rtt.srttMs;
+    let pto = TLP_PTO_WITHOUT_SRTT_MS;
+    if (srtt !== undefined) {
+      pto = 2 * srtt;
+      if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss()) pto += TLP_MAX_ACK_DELAY_MS;
+      pto = max(pto, TLP_MIN_PTO_MS);
+    }
+    const at = this.now + pto;
+    this.tlpAt = this.retransmitAt !== undefined && this.retransmitAt < at ? this.retransmitAt : at;
+  }
+
+  /**
+   * RFC 8985 §7.3: the probe. New data if there is some and the peer's window takes
+   * it (whatever cwnd says: one segment), else the highest-sequence segment again.
+   * Starts the probe episode (TLP.end_seq, TLP.is_retrans); the RTO is re-armed.
+   */
+  private sendLossProbe(emit: (segment: TcpRepr) => void): boolean {
+    this.tlpProbePending = false;
+    if (!this.lossProbeAllowed()) return false;
+    const mss = max(1, this.sendMss() - this.optionBytesEstimate());
+    const unsent = this.unsentBytes();
+    const windowRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+    let sent = 0;
+    if (unsent > 0 && windowRoom > 0 && this.sndNxt === this.sndMax) {
+      sent = this.emitDataSegment(emit, this.sndNxt, min(unsent, mss, windowRoom), false);
+      this.tlpIsRetrans = false;
+    }
+    if (sent === 0) {
+      // The highest-sequence segment: its last SMSS of data (and the FIN with it, if any).
+      const last = this.transmitLog.last;
+      if (last === undefined) return false;
+      const dataEnd = seqLt(last.end, this.sendBuffer.endSeq) ? last.end : this.sendBuffer.endSeq;
+      const dataLen = max(0, seqDiff(dataEnd, last.start));
+      this.emitDataSegment(emit, dataLen > mss ? seqAdd(dataEnd, -mss) : last.start, mss, true);
+      this.tlpIsRetrans = true;
+    }
+    this.tlpEndSeq = this.sndMax;
+    this.stats.tlpProbes++;
+    this.restartRetransmitTimer();
+    return true;
+  }
+
+  /**
+   * RFC 8985 §7.4: what the ACK of a probe says. A probe of new data, or a retransmitted
+   * one whose original arrived too (a D-SACK for it, or a duplicate ACK without SACK),
+   * ends the episode; an ACK beyond the probe means the probe repaired a loss, which
+   * calls for the congestion response of fast recovery (§7.4.2).
+   */
+  private tlpOnAck(seg: IncomingSegment, ack: number, advanced: boolean, dsack: boolean): void {
+    const end = this.tlpEndSeq;
+    if (end === undefined || seqLt(ack, end)) return;
+    if (!this.tlpIsRetrans) {
+      this.tlpEndSeq = undefined;
+    } else if (dsack && seg.sackBlocks![0]!.right === end) {
+      this.tlpEndSeq = undefined;
+    } else if (seqGt(ack, end)) {
+      this.tlpEndSeq = undefined;
+      this.respondToRepairedTailLoss();
+    } else if (!advanced && (seg.sackBlocks === undefined || seg.sackBlocks.length === 0)) {
+      this.tlpEndSeq = undefined;
+    }
+  }
+
+  /** RFC 8985 §7.4.2: a probe repaired a loss: reduce the window as a fast recovery would. */
+  private respondToRepairedTailLoss(): void {
+    this.stats.tlpLossRepairs++;
+    if (this.phase !== 'open' || this.inRecovery) return;
+    // A reduction of its own: an earlier episode can no longer be undone over it.
+    this.undoMarker = undefined;
+    this.phase = 'recovery';
+    this.congestion.onPhaseChange(this.cc, 'recovery');
+    this.phase = 'open';
+    this.congestion.onPhaseChange(this.cc, 'open');
+  }
+
+  /** Retransmits (part of) a segment RACK marked lost; false when nothing could be sent. */
+  private retransmitLostSegment(emit: (segment: TcpRepr) => void, s: SentSegment, mss: number): boolean {
+    this.emitDataSegment(emit, s.start, min(mss, seqDiff(s.end, s.start)), true);
+    return s.retransInFlight;
+  }
+
+  /**
+   * The bytes in the network for deciding what may be sent: with RACK the RFC 6675
+   * pipe at all times (SACKed and lost segments have left the network; this sends new
+   * data on the first duplicate ACKs as RFC 6675 §5 and RFC 3042 intend, and keeps
+   * sending while reordering is waited out), except after an RTO, where go-back-N
+   * counts from SND.NXT. Otherwise `bytesInFlight`.
+   */
+  private bytesInFlightForSending(): number {
+    if (this.rackActive && this.phase !== 'loss') return this.transmitLog.pipe;
+    return this.bytesInFlight();
+  }
+
+  /**
+   * RFC 3042 Limited Transmit (without RACK): on the first DupThresh − 1 duplicate ACKs
+   * one new segment each may go out beyond cwnd, cwnd itself unchanged.
+   */
+  private limitedTransmitAllowance(): number {
+    if (this.rackActive || this.phase !== 'open' || this.inRecovery || this.dupAcks === 0) return 0;
+    return min(this.dupAcks, DUP_THRESH - 1) * this.sendMss();
+  }
+
+  /** A window reduction begins (fast recovery or an RTO from `open`): what undoing it needs. */
+  private beginUndoEpisode(): void {
+    this.undoMarker = this.sndUna;
+    this.undoRetransmits = [];
+    this.undoFirstRetransmitTs = undefined;
+    this.undoEifelChecked = false;
+  }
+
+  /** A retransmission during recovery or loss: remembered until a D-SACK shows it was not needed. */
+  private noteRetransmitForUndo(seq: number, end: number): void {
+    if (this.undoMarker === undefined || this.phase === 'open') return;
+    if (this.undoRetransmits.length >= MAX_UNDO_RETRANSMITS) {
+      this.undoMarker = undefined;
+      return;
+    }
+    this.undoRetransmits.push({ start: seq, end, dsacked: false });
+    if (this.undoFirstRetransmitTs === undefined) {
+      this.undoFirstRetransmitSeq = seq;
+      this.undoFirstRetransmitTs = this.tsNow();
+    }
+  }
+
+  /**
+   * A D-SACK (RFC 2883 §4) for `block`. RFC 3708 §3: once every retransmission of the
+   * episode is reported as a duplicate, none was needed: the reduction was spurious
+   * (Linux's tcp_try_undo_dsack). Checked after the recovery ended too: a late
+   * original fills the hole first, the D-SACK for the retransmission comes after.
+   */
+  private onDsack(block: SackBlock): void {
+    this.stats.dsacksIn++;
+    const rexmits = this.undoRetransmits;
+    if (this.undoMarker === undefined || rexmits.length === 0) return;
+    let all = true;
+    for (const r of rexmits) {
+      if (!r.dsacked && seqLt(block.left, r.end) && seqLt(r.start, block.right)) r.dsacked = true;
+      if (!r.dsacked) all = false;
+    }
+    if (all) this.undoSpuriousReduction();
+  }
+
+  /**
+   * The Eifel detection (RFC 3522 §3.2): the first ACK to acknowledge the segment
+   * retransmitted first in the episode echoes a timestamp older than that
+   * retransmission: the original arrived, the retransmission was spurious.
+   */
+  private eifelDetectsSpuriousRetransmit(seg: IncomingSegment, ack: number): boolean {
+    if (this.undoMarker === undefined || this.undoEifelChecked || this.undoFirstRetransmitTs === undefined)
+      return false;
+    if (!seqGt(ack, this.undoFirstRetransmitSeq)) return false;
+    this.undoEifelChecked = true;
+    if (!this.timestampsEnabled || seg.tsEcr === undefined || seg.tsEcr === 0) return false;
+    return seqLt(seg.tsEcr, this.undoFirstRetransmitTs);
+  }
+
+  /**
+   * Undoes a spurious reduction (RFC 3708 §5 / RFC 3522 §2 response, as Linux's
+   * tcp_undo_cwnd_reduction): congestion control restores cwnd and ssthresh, recovery
+   * or loss ends, loss marks are forgotten, and after a spurious timeout sending
+   * resumes with new data instead of going back N (RFC 4015 §3).
+   */
+  private undoSpuriousReduction(): void {
+    this.undoMarker = undefined;
+    this.undoRetransmits = [];
+    if (this.congestion.undoCwnd === undefined) return;
+    this.stats.spuriousRecoveriesUndone++;
+    this.cc.cwnd = this.congestion.undoCwnd(this.cc);
+    if (this.phase === 'loss') this.sndNxt = this.sndMax;
+    if (this.phase !== 'open') {
+      this.inRecovery = false;
+      this.dupAcks = 0;
+      this.pendingRetransmit = undefined;
+      this.phase = 'open';
+      this.congestion.onPhaseChange(this.cc, 'open');
+    }
+    this.transmitLog.clearLossMarks();
+    this.scoreboard.clearRetransmitted();
+  }
 
   /** SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN (RFC 9293 §3.10.7.4). */
   private completeHandshake(seg: IncomingSegment, segmentIsSyn: boolean): void {
@@ -1008,6 +1437,7 @@ export class TcpConnection implements TcpOptionHost {
     this.softError = undefined;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (this.sackEnabled) this.scoreboard.ack(ack);
+    if (this.rackActive) this.transmitLog.ack(ack);
     // The send buffer works in sequence space: an ACK of only the SYN frees nothing,
     // and one covering the FIN is clamped to the end of the data.
     return this.sendBuffer.ack(ack);
@@ -1214,7 +1644,13 @@ export class TcpConnection implements TcpOptionHost {
       return;
     }
     let sentSomething = false;
-    if (this.isSynchronized() && this.state !== 'TIME-WAIT') sentSomething = this.sendData(emit);
+    if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
+      if (this.tlpProbePending) sentSomething = this.sendLossProbe(emit);
+      const sndMaxBefore = this.sndMax;
+      sentSomething = this.sendData(emit) || sentSomething;
+      // RFC 8985 §7.2: new data (not a probe) went out: restart the probe timer.
+      if (seqGt(this.sndMax, sndMaxBefore)) this.armLossProbe(true);
+    }
     if (this.probePending !== undefined) {
       // Zero-window and keepalive probes: a segment the peer must answer, carrying no data
       // (RFC 9293 §3.8.6.1; RFC 1122 §4.2.3.6): sequence number SND.UNA - 1.
@@ -1249,21 +1685,33 @@ export class TcpConnection implements TcpOptionHost {
     let sent = false;
     // The payload of a full-sized segment: the MSS less the options every segment carries.
     const mss = max(1, this.sendMss() - this.optionBytesEstimate());
-    // A fast retransmission first (RFC 5681 §3.2 step 4; RFC 6582 partial ACKs).
+    // A fast retransmission first (RFC 5681 §3.2 step 4; RFC 6582 partial ACKs; RFC 6675
+    // §5 step (4.3), with RACK the lowest segment it marked lost).
     if (this.pendingRetransmit !== undefined) {
       const seq = this.pendingRetransmit;
       this.pendingRetransmit = undefined;
-      if (seqLt(seq, this.sndMax) && seqGe(seq, this.sndUna)) {
+      const lost = this.rackActive && this.inRecovery ? this.transmitLog.nextLost() : undefined;
+      if (lost !== undefined) {
+        sent = this.retransmitLostSegment(emit, lost, mss);
+      } else if (seqLt(seq, this.sndMax) && seqGe(seq, this.sndUna)) {
         this.emitDataSegment(emit, seq, mss, true);
         sent = true;
       }
     }
     for (let guard = 0; guard < 10_000; guard++) {
-      const inFlight = this.bytesInFlight();
-      const cwndRoom = this.cc.cwnd - inFlight;
+      const inFlight = this.bytesInFlightForSending();
+      const cwndRoom = this.cc.cwnd - inFlight + this.limitedTransmitAllowance();
       if (cwndRoom < 1) break;
-      // RFC 6675 §5 NextSeg(): first a lost hole, then new data.
-      if (this.inRecovery && this.sackEnabled) {
+      // RFC 6675 §5 NextSeg(): first a lost hole, then new data. With RACK the holes
+      // are the segments it marked lost, lost retransmissions included.
+      if (this.inRecovery && this.rackActive) {
+        const lost = this.transmitLog.nextLost();
+        if (lost !== undefined) {
+          if (!this.retransmitLostSegment(emit, lost, mss)) break;
+          sent = true;
+          continue;
+        }
+      } else if (this.inRecovery && this.sackEnabled) {
         const hole = this.scoreboard.nextLostHole(this.sndUna, this.sndMax, mss);
         if (hole !== undefined) {
           this.emitDataSegment(emit, hole.seq, min(mss, hole.len), true);
@@ -1309,6 +1757,7 @@ export class TcpConnection implements TcpOptionHost {
         this.finSent = true;
       }
       this.emitSegment(emit, this.finSeq, TcpFlags.FIN | TcpFlags.ACK, EMPTY);
+      if (this.rackActive) this.transmitLog.record(this.finSeq, CONTROL_LEN, this.now, again);
       this.sndNxt = seqAdd(this.finSeq, CONTROL_LEN);
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
       if (!again) this.afterFinSent();
@@ -1370,8 +1819,10 @@ export class TcpConnection implements TcpOptionHost {
   private noteSent(seq: number, seqLen: number, retransmission: boolean): void {
     const end = seqAdd(seq, seqLen);
     const dataLen = seqLen;
+    if (this.rackActive) this.transmitLog.record(seq, seqLen, this.now, retransmission);
     if (retransmission) {
       this.stats.bytesRetransmitted += dataLen;
+      this.noteRetransmitForUndo(seq, end);
       if (this.sackEnabled) this.scoreboard.markRetransmitted(seq, seqLen);
       if (this.rttTimedSeq !== undefined && seqLe(seq, this.rttTimedSeq) && seqLt(this.rttTimedSeq, end)) {
         this.rttTimedSeq = undefined; // Karn: never time a retransmitted segment
@@ -1555,6 +2006,9 @@ export class TcpConnection implements TcpOptionHost {
   private enterTimeWait(): void {
     this.setState('TIME-WAIT');
     this.retransmitAt = undefined;
+    this.tlpAt = undefined;
+    this.tlpProbePending = false;
+    this.rackTimerAt = undefined;
     this.persistAt = undefined;
     this.keepAliveAt = undefined;
     this.finWait2At = undefined;
@@ -1575,6 +2029,9 @@ export class TcpConnection implements TcpOptionHost {
     if (byAbort && error === undefined) this.errorValue = undefined;
     this.setState('CLOSED');
     this.retransmitAt = undefined;
+    this.tlpAt = undefined;
+    this.tlpProbePending = false;
+    this.rackTimerAt = undefined;
     this.delayedAckAt = undefined;
     this.persistAt = undefined;
     this.keepAliveAt = undefined;
@@ -1642,6 +2099,7 @@ export class TcpConnection implements TcpOptionHost {
     if (!this.isSynchronized()) return false;
     return (
       this.pendingRetransmit !== undefined ||
+      this.tlpProbePending ||
       this.hasUnsentData() ||
       (this.finQueued && (!this.finSent || this.sndNxt === this.finSeq))
     );
@@ -1649,6 +2107,7 @@ export class TcpConnection implements TcpOptionHost {
 
   /** RFC 6675 pipe in SACK recovery; otherwise FlightSize (RFC 5681). */
   private bytesInFlight(): number {
+    if (this.inRecovery && this.rackActive) return this.transmitLog.pipe;
     if (this.inRecovery && this.sackEnabled) {
       return this.scoreboard.setPipe(this.sndUna, this.sndMax, this.sendMss());
     }
@@ -1720,6 +2179,8 @@ export class TcpConnection implements TcpOptionHost {
       this.sndNxt = this.sndUna;
       this.rttTimedSeq = undefined;
       this.scoreboard.clearRetransmitted();
+      // What was sent at the old size is gone: out of the pipe until resent.
+      if (this.rackActive) this.transmitLog.markAllLost();
     }
     return true;
   }

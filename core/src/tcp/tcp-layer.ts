@@ -1,5 +1,6 @@
 import type { IcmpErrorReport } from '../ip/icmp-error';
 import type { IpLayer, IpPacketIn } from '../ip/ip-layer';
+import { isUnicast } from '../ip/martian';
 import type { Clock, TimerHandle } from '../time/clock';
 import { Random } from '../util/random';
 import { formatIp } from '../wire/address';
@@ -470,13 +471,6 @@ function addressKey(a: Uint8Array): string {
   let k = '';
   for (let i = 0; i < a.length; i += 2) k += String.fromCharCode((a[i]! << 8) | a[i + 1]!);
   return k;
-}
-
-/** Not unspecified, multicast (224/4, ff00::/8) or the limited broadcast address. */
-function isUnicast(a: Uint8Array): boolean {
-  if (a.every((b) => b === 0)) return false;
-  if (a.length === 4) return !((a[0]! & 0xf0) === 0xe0 || a.every((b) => b === 0xff));
-  return a[0] !== 0xff;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {

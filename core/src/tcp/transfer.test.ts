@@ -1,4 +1,5 @@
 import type { ShapeConfig } from '../link/shaper';
+import type { TcpRecovery } from './config';
 import type { TcpConnection } from './connection';
 import { payload, pump, sha256, sink, twoStacks } from './test-harness';
 
@@ -69,6 +70,16 @@ describe('TCP: 10 MB each way between two stacks over impaired paths (virtual ti
   test.each(cases)('%s', (_name, shape) => {
     const r = exchange(10 * MB, { ...shape, seed: 5 });
     expectIntact(r, 10 * MB);
+  });
+
+  // The default loss detection is RACK-TLP (RFC 8985); RFC 6675's DupThresh rules stay
+  // available and tested over the same impaired paths.
+  const recoveries: TcpRecovery[] = ['rfc6675'];
+  describe.each(recoveries)('recovery: %s', (recovery) => {
+    test.each(cases.filter(([name]) => name !== 'no loss, 20 ms RTT'))('%s', (_name, shape) => {
+      const r = exchange(10 * MB, { ...shape, seed: 5, config: { recovery } });
+      expectIntact(r, 10 * MB);
+    });
   });
 
   test('corrupted segments are counted as checksum drops, never delivered', () => {
