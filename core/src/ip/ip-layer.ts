@@ -330,17 +330,23 @@ export class IpLayer {
     if (pkt !== undefined) this.deliver(pkt);
   }
 
+  /** Whether a packet is ours to take: to one of our addresses, from a valid source (else a counted drop). */
+  private addressedToUs(src: Uint8Array, dst: Uint8Array, iface: IpInterface): boolean {
+    if (!this.isLocalAddress(dst)) {
+      this.count('not-for-us');
+      return false;
+    }
+    if (isMartianSource(src, iface.prefix)) {
+      this.count('martian-source');
+      return false;
+    }
+    return true;
+  }
+
   /** A whole IPv4 datagram for us, reassembled if it came in fragments; undefined when dropped or pending. */
   private parseIpv4(packet: Uint8Array, iface: IpInterface): IpPacketIn | undefined {
     let ip = Ipv4View.parse(packet);
-    if (!this.isLocalAddress(ip.dst)) {
-      this.count('not-for-us');
-      return undefined;
-    }
-    if (isMartianSource(ip.src, iface.prefix)) {
-      this.count('martian-source');
-      return undefined;
-    }
+    if (!this.addressedToUs(ip.src, ip.dst, iface)) return undefined;
     if (ip.isFragment) {
       this.counters.fragmentsIn++;
       const result = this.ipv4Reassembly.insert(ipv4Fragment(ip));
@@ -360,14 +366,7 @@ export class IpLayer {
   /** As parseIpv4 for IPv6 (RFC 8200 §4.5); an atomic fragment (RFC 6946) is delivered as it is. */
   private parseIpv6(packet: Uint8Array, iface: IpInterface): IpPacketIn | undefined {
     let ip = Ipv6View.parse(packet);
-    if (!this.isLocalAddress(ip.dst)) {
-      this.count('not-for-us');
-      return undefined;
-    }
-    if (isMartianSource(ip.src, iface.prefix)) {
-      this.count('martian-source');
-      return undefined;
-    }
+    if (!this.addressedToUs(ip.src, ip.dst, iface)) return undefined;
     if (ip.isFragment) {
       this.counters.fragmentsIn++;
       const result = this.ipv6Reassembly.insert(ipv6Fragment(ip));
