@@ -14,8 +14,14 @@
  * The shim keeps no table of its sockets: the kernel's socket names say what each fd is,
  * so sockets survive dup, fork, exec and fd passing.
  *
- * The read family is interposed for EOF only (see eof_or_error): a TCP reset must read as
- * ECONNRESET, which no way of closing a unix stream from the daemon's side produces.
+ * The read family is interposed for EOF (and ECONNRESET) only (see eof_or_error): a TCP
+ * reset must read as ECONNRESET, which no way of closing a unix stream from the daemon's
+ * side produces. shutdown is interposed to tell the daemon first (SHUT_RD: it must stop
+ * writing to the stream), close only for listeners and SO_LINGER {1, N > 0}.
+ *
+ * Policy (which destinations stay on the kernel, the MPTCP upgrade) is applied by the
+ * daemon: the shim sends the program's own (NUSE_KERNEL, NUSE_ONLY, NUSE_MPTCP) in its
+ * hello; every TCP socket is a unix stream whatever its destination.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,6 +78,7 @@ static int (*real_getpeername)(int, struct sockaddr *, socklen_t *);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
 static int (*real_close)(int);
+static int (*real_shutdown)(int, int);
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_readv)(int, const struct iovec *, int);
 static ssize_t (*real_recv)(int, void *, size_t, int);
@@ -93,6 +100,7 @@ static void resolve(void) {
   real_getpeername = dlsym(RTLD_NEXT, "getpeername");
   real_setsockopt = dlsym(RTLD_NEXT, "setsockopt");
   real_getsockopt = dlsym(RTLD_NEXT, "getsockopt");
+  real_shutdown = dlsym(RTLD_NEXT, "shutdown");
   real_read = dlsym(RTLD_NEXT, "read");
   real_readv = dlsym(RTLD_NEXT, "readv");
   real_recv = dlsym(RTLD_NEXT, "recv");
@@ -115,6 +123,14 @@ static void resolve(void) {
 
 static int enabled;             /* NUSE_SOCKET was set */
 static int upgrade_mptcp;       /* NUSE_MPTCP=1: plain TCP sockets become MPTCP */
+/*
+ * The program's policy (nuse run --kernel/--only): prefix lists the daemon applies at
+ * connect and bind (core/src/ipc/policy.ts), sent as they are in the hello. Copied here
+ * at start: the hello may be sent long after, when getenv is no longer safe to call.
+ */
+#define POLICY_MAX 1536
+static char policy_kernel[POLICY_MAX + 1], policy_only[POLICY_MAX + 1];
+static size_t policy_len; /* both lengths: the hello's buffer grows by this much (see ctl_open) */
 static struct sockaddr_un daemon_addr;
 static socklen_t daemon_addr_len;
 
@@ -122,6 +138,18 @@ static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Processes that may open a control connection from a read at EOF: not a vfork child (see eof_or_error). */
 static pid_t init_pid, fork_child_pid;
+static pid_t ctl_pid;
+
+/*
+ * Whether this process may talk to the daemon from a call a vfork child can make (read
+ * at EOF, shutdown): a vfork child shares our memory, and opening a control connection
+ * there would leave the parent with the child's fd number. Only this process as exec'd,
+ * or a fork child (after_fork_in_child ran in it), asks the daemon.
+ */
+static int may_ask(void) {
+  pid_t pid = getpid();
+  return pid == init_pid || pid == fork_child_pid || pid == ctl_pid;
+}
 
 /*
  * In a child of fork() the lock may have been held by a thread that does not exist
@@ -150,6 +178,15 @@ __attribute__((constructor)) static void nuse_init(void) {
   daemon_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
   const char *m = getenv("NUSE_MPTCP");
   upgrade_mptcp = m != NULL && strcmp(m, "1") == 0;
+  const char *k = getenv("NUSE_KERNEL"), *o = getenv("NUSE_ONLY");
+  if ((k != NULL && strlen(k) > POLICY_MAX) || (o != NULL && strlen(o) > POLICY_MAX)) {
+    static const char msg[] = "nuse: NUSE_KERNEL or NUSE_ONLY is too long; nuse is off\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    return;
+  }
+  if (k != NULL) strcpy(policy_kernel, k);
+  if (o != NULL) strcpy(policy_only, o);
+  policy_len = strlen(policy_kernel) + strlen(policy_only);
   enabled = 1;
 }
 
@@ -259,7 +296,6 @@ static int bind_name(int fd, int family, int proto) {
 
 static int ctl_fd = -1;
 static int ever_connected; /* a control connection worked once: a failure now means the daemon went away */
-static pid_t ctl_pid;
 static uint32_t ctl_next_id = 1;
 
 struct reply {
@@ -272,6 +308,7 @@ struct reply {
   int has_val;
   char state[16];
   int64_t sndbuf;     /* the SO_SNDBUF to restore after a connect's filler, 0 when absent */
+  int eof;            /* status: what a read at EOF reports (an errno), 0 for EOF */
   uint8_t data[OPT_DATA_MAX]; /* an option's value as bytes (TCP_INFO, TCP_CONGESTION) */
   size_t data_len;
   int has_data;
@@ -338,6 +375,7 @@ static int parse_reply(const uint8_t *p, size_t n, uint32_t want_id, struct repl
       memcpy(r->state, v.p, v.n);
       r->state[v.n] = '\0';
     } else if (KEY("sndbuf") && v.type == MP_INT) r->sndbuf = v.i;
+    else if (KEY("eof") && v.type == MP_INT) r->eof = (int)v.i;
     else if (KEY("data") && v.type == MP_BIN && v.n <= sizeof r->data) {
       memcpy(r->data, v.p, v.n);
       r->data_len = v.n;
@@ -385,10 +423,12 @@ static int ctl_open(void) {
   ctl_fd = fd;
   ctl_pid = pid;
   ever_connected = 1;
-  uint8_t buf[64];
+  /* Sized to the policy (a few hundred bytes at most without one): this may run on a
+     signal handler's small stack (a read at EOF). */
+  uint8_t buf[128 + policy_len];
   struct mp_writer w = {buf, 0, sizeof buf, 0};
   uint32_t id = ctl_next_id++;
-  mp_map(&w, 4);
+  mp_map(&w, 4 + (policy_kernel[0] != '\0') + (policy_only[0] != '\0') + (upgrade_mptcp != 0));
   mp_cstr(&w, "op");
   mp_cstr(&w, "hello");
   mp_cstr(&w, "id");
@@ -397,6 +437,19 @@ static int ctl_open(void) {
   mp_int(&w, PROTOCOL_VERSION);
   mp_cstr(&w, "pid");
   mp_int(&w, pid);
+  /* The program's policy: the daemon applies it with its own (docs/shim.md, "Policy"). */
+  if (policy_kernel[0] != '\0') {
+    mp_cstr(&w, "kernel");
+    mp_cstr(&w, policy_kernel);
+  }
+  if (policy_only[0] != '\0') {
+    mp_cstr(&w, "only");
+    mp_cstr(&w, policy_only);
+  }
+  if (upgrade_mptcp) {
+    mp_cstr(&w, "mptcp");
+    mp_bool(&w, 1);
+  }
   struct reply r;
   if (exchange(buf, w.len, id, &r) < 0 || r.err != 0) {
     int e = r.err != 0 ? r.err : errno;
@@ -573,6 +626,24 @@ static void write_addr(int family, const struct reply *r, struct sockaddr *sa, s
 
 /* ------------------------------------------------------------------ interposed calls */
 
+/*
+ * Fds of this process with SO_LINGER {1, N > 0}: their close waits for the daemon to
+ * drain the connection (see close). Cleared when the number is reused by socket/accept.
+ */
+static uint8_t linger_bits[65536 / 8];
+
+static int is_linger_bit(int fd) {
+  return fd >= 0 && fd < 65536 && (__atomic_load_n(&linger_bits[fd >> 3], __ATOMIC_RELAXED) >> (fd & 7)) & 1;
+}
+
+static void set_linger_bit(int fd, int on) {
+  if (fd < 0 || fd >= 65536) return;
+  uint8_t bit = (uint8_t)(1u << (fd & 7));
+  if (on) __atomic_fetch_or(&linger_bits[fd >> 3], bit, __ATOMIC_RELAXED);
+  else __atomic_fetch_and(&linger_bits[fd >> 3], (uint8_t)~bit, __ATOMIC_RELAXED);
+}
+
+
 EXPORT int socket(int domain, int type, int protocol) {
   ENSURE_RESOLVED();
   int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -589,6 +660,7 @@ EXPORT int socket(int domain, int type, int protocol) {
     errno = e == EADDRINUSE ? EMFILE : e;
     return -1;
   }
+  set_linger_bit(fd, 0);
   return fd;
 }
 
@@ -599,6 +671,21 @@ static int status(const char *sock, int clear, struct reply *r) {
   begin(&w, buf, sizeof buf, "status", sock, 1);
   mp_cstr(&w, "clear");
   mp_bool(&w, clear);
+  return ctl_call(&w, r);
+}
+
+/*
+ * The status a connect(2) reports its outcome from: as Linux, a connect that returns the
+ * failure disconnects the socket (a read then gives ENOTCONN, not the error again).
+ */
+static int connect_status(const char *sock, struct reply *r) {
+  uint8_t buf[256];
+  struct mp_writer w;
+  begin(&w, buf, sizeof buf, "status", sock, 2);
+  mp_cstr(&w, "clear");
+  mp_bool(&w, 1);
+  mp_cstr(&w, "connect");
+  mp_bool(&w, 1);
   return ctl_call(&w, r);
 }
 
@@ -630,7 +717,7 @@ static void maybe_restore_sndbuf(int fd, const struct ident *id) {
 /* EALREADY, EISCONN or a stored error for a connect on a socket already joined to the daemon. */
 static int connect_again(const struct ident *id) {
   struct reply r;
-  if (status(id->name, 1, &r) < 0) return -1;
+  if (connect_status(id->name, &r) < 0) return -1;
   if (strcmp(r.state, "connecting") == 0) errno = EALREADY;
   else if (strcmp(r.state, "connected") == 0) errno = EISCONN;
   else errno = r.err != 0 ? r.err : ECONNABORTED;
@@ -727,7 +814,7 @@ EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
       return -1;
     }
     if (pr <= 0) continue;
-    if (status(id.name, 1, &r) < 0) return -1;
+    if (connect_status(id.name, &r) < 0) return -1;
     /* Writable yet still connecting happens only if no filler fitted: wait a little and ask again. */
     if (strcmp(r.state, "connecting") != 0) break;
     poll(NULL, 0, 10);
@@ -833,6 +920,7 @@ static int nuse_accept(int fd, struct sockaddr *sa, socklen_t *lenp, int flags, 
       }
       write_addr(id.family, &r, sa, lenp);
     }
+    set_linger_bit(c, 0);
     return c;
   }
 }
@@ -912,7 +1000,12 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
     return -1;
   }
   struct reply r;
-  return simple_call(&w, &r);
+  if (simple_call(&w, &r) < 0) return -1;
+  if (level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(struct linger)) {
+    const struct linger *lg = val;
+    set_linger_bit(fd, lg->l_onoff && lg->l_linger > 0);
+  }
+  return 0;
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *lenp) {
@@ -933,8 +1026,19 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *lenp) {
     out = r.err;
   } else if (level == SOL_SOCKET && name == SO_DOMAIN) {
     out = id.family;
+  } else if (level == SOL_SOCKET && name == SO_PROTOCOL && id.kind == OURS_SOCKET && id.name[7] == '2') {
+    out = IPPROTO_MPTCP; /* "nuse/4/262/...": asked for, or NUSE_MPTCP */
   } else if (level == SOL_SOCKET && name == SO_PROTOCOL) {
-    out = id.name[7] == '2' ? IPPROTO_MPTCP : IPPROTO_TCP; /* "nuse/4/262/..." */
+    /* A plain TCP socket (or an accepted one): the daemon's policy may upgrade it to MPTCP. */
+    uint8_t buf[256];
+    struct mp_writer w;
+    begin(&w, buf, sizeof buf, "getopt", id.name, 2);
+    mp_cstr(&w, "level");
+    mp_int(&w, level);
+    mp_cstr(&w, "opt");
+    mp_int(&w, name);
+    if (simple_call(&w, &r) < 0) return -1;
+    out = (int)r.val;
   } else {
     maybe_restore_sndbuf(fd, &id);
     uint8_t buf[256];
@@ -968,15 +1072,59 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *lenp) {
 }
 
 /*
+ * close() with SO_LINGER {1, N > 0}, as Linux: the close itself, then a wait of up to N
+ * seconds while the daemon drains the connection (what was written reaches TCP, is sent,
+ * and our FIN is acknowledged). It returns 0 either way; a signal ends the wait early, as
+ * on Linux. Only the last copy of the fd waits (the daemon answers at once otherwise).
+ * No lock is waited for (ctl_call_try): a close from a signal handler waits no longer.
+ */
+static int linger_close(int fd) {
+  struct ident id;
+  set_linger_bit(fd, 0);
+  if (identify(fd, &id) == NOT_OURS) return real_close(fd);
+  uint8_t buf[256];
+  struct mp_writer w;
+  struct reply r;
+  int64_t secs = 0;
+  begin(&w, buf, sizeof buf, "getopt", id.name, 2);
+  mp_cstr(&w, "level");
+  mp_int(&w, SOL_SOCKET);
+  mp_cstr(&w, "opt");
+  mp_int(&w, SO_LINGER);
+  if (ctl_call_try(&w, &r) == 0 && r.err == 0 && r.val > 0) secs = r.val;
+  int rc = real_close(fd);
+  int e = errno;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  long pause_us = 1000;
+  while (secs > 0) {
+    begin(&w, buf, sizeof buf, "linger", id.name, 0);
+    if (ctl_call_try(&w, &r) < 0 || r.err != 0 || r.val == 0) break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t elapsed_us = (int64_t)(now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000;
+    if (elapsed_us >= secs * 1000000) break;
+    struct timespec ts = {0, pause_us * 1000};
+    if (nanosleep(&ts, NULL) < 0) break; /* a signal: Linux's close stops waiting too */
+    if (pause_us < 20000) pause_us *= 2;
+  }
+  errno = e;
+  return rc;
+}
+
+/*
  * close: data streams need nothing (the daemon sees EOF once the last copy of the fd is
  * closed, delivers what was written, then sends FIN). A listener's close is told to the
  * daemon, which stops listening once no process holds the name any more. Skipped in a
  * vfork child (it shares our memory) and when the control connection is busy (a close
- * from a signal handler): the daemon then finds out at its next connection attempt.
+ * from a signal handler): the daemon then finds out at its next connection attempt. An
+ * fd with SO_LINGER {1, N > 0} waits (linger_close), but not in a vfork child.
  */
 EXPORT int close(int fd) {
   ENSURE_RESOLVED();
-  if (!enabled || !is_listener_bit(fd) || ctl_pid != getpid()) return real_close(fd);
+  /* Two bit tests, then the real call: the common close costs nothing more. */
+  if (!enabled) return real_close(fd);
+  if (is_linger_bit(fd) && may_ask()) return linger_close(fd);
+  if (!is_listener_bit(fd) || ctl_pid != getpid()) return real_close(fd);
   struct ident id;
   int ours = identify(fd, &id) == OURS_SOCKET;
   set_listener_bit(fd, 0);
@@ -994,6 +1142,41 @@ EXPORT int close(int fd) {
   return rc;
 }
 
+/*
+ * shutdown: the daemon is told first, then the stream is shut natively. SHUT_WR: the
+ * daemon sees EOF and sends FIN after the data (told, so that it knows the EOF for a
+ * shutdown and not a close). SHUT_RD: the daemon writes nothing more to the stream (which
+ * would refuse it), and the native shutdown makes reads give what is already in the
+ * stream, then 0 at once, as on Linux. The daemon treats TCP data that arrives afterwards
+ * as Linux does: kept unread after SHUT_RD (a close then sends RST), answered with RST
+ * once both directions are shut (the next read fails with ECONNRESET). No lock is waited
+ * for (ctl_call_try).
+ */
+EXPORT int shutdown(int fd, int how) {
+  ENSURE_RESOLVED();
+  struct ident id;
+  if ((how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) || identify(fd, &id) == NOT_OURS)
+    return real_shutdown(fd, how);
+  struct sockaddr_un a;
+  socklen_t al = sizeof a;
+  int acc = 0;
+  socklen_t l = sizeof acc;
+  /* Not connected (ENOTCONN from the native call, as Linux) or a listener: nothing to tell. */
+  if (may_ask() && real_getpeername(fd, (struct sockaddr *)&a, &al) == 0 &&
+      (real_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0 || !acc)) {
+    int saved = errno;
+    uint8_t buf[256];
+    struct mp_writer w;
+    begin(&w, buf, sizeof buf, "shutdown", id.name, 1);
+    mp_cstr(&w, "how");
+    mp_int(&w, how);
+    struct reply r;
+    ctl_call_try(&w, &r); /* the daemon gone: the native shutdown still does its part */
+    errno = saved;
+  }
+  return real_shutdown(fd, how);
+}
+
 /* ------------------------------------------------------------------ reads at EOF */
 
 /*
@@ -1006,17 +1189,19 @@ EXPORT int close(int fd) {
  * from a signal handler, or another thread waits on the daemon) or the daemon is gone,
  * the read stays EOF.
  */
-static ssize_t eof_or_error(int fd) {
-  if (!enabled) return 0;
+/*
+ * `got` is what the real call returned (0, or -1 with errno ECONNRESET). ECONNRESET too,
+ * because the kernel gives it on the stream itself when the daemon closed its end with
+ * bytes of ours unread (a connect's filler, when the connect failed): the daemon's answer
+ * is the one that counts. Not ours, or no answer: the real call's result.
+ */
+static ssize_t eof_or_error(int fd, ssize_t got) {
   int saved = errno;
+  if (!enabled) return got;
   struct ident id;
-  pid_t pid = getpid();
-  /* A vfork child shares our memory: opening a control connection there would leave the
-     parent with the child's fd number. Only this process as exec'd, or a fork child
-     (after_fork_in_child ran in it), asks the daemon. */
-  if ((pid != init_pid && pid != fork_child_pid && pid != ctl_pid) || identify(fd, &id) == NOT_OURS) {
+  if (!may_ask() || identify(fd, &id) == NOT_OURS) {
     errno = saved;
-    return 0;
+    return got;
   }
   uint8_t buf[256];
   struct mp_writer w;
@@ -1024,65 +1209,75 @@ static ssize_t eof_or_error(int fd) {
   mp_cstr(&w, "clear");
   mp_bool(&w, 1);
   struct reply r;
-  if (ctl_call_try(&w, &r) == 0 && r.err != 0 && strcmp(r.state, "failed") != 0) {
-    errno = r.err;
+  /* The daemon says what this read reports: a connection's error once (ECONNRESET after a
+     reset, ECONNREFUSED after a refused non-blocking connect), ENOTCONN after a connect
+     that returned its failure, else EOF. */
+  if (ctl_call_try(&w, &r) < 0) {
+    errno = saved;
+    return got;
+  }
+  if (r.eof != 0) {
+    errno = r.eof;
     return -1;
   }
   errno = saved;
   return 0;
 }
 
+/* Whether a read's result needs the daemon's word: EOF on a non-empty buffer, or ECONNRESET. */
+#define AT_END(r, n) (((r) == 0 && (n) > 0) || ((r) < 0 && errno == ECONNRESET))
+
+static int any_room(const struct iovec *iov, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (iov[i].iov_len > 0) return 1;
+  return 0;
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t n) {
   ENSURE_RESOLVED();
   ssize_t r = real_read(fd, buf, n);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
   ENSURE_RESOLVED();
   ssize_t r = real_read_chk(fd, buf, n, buflen);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   ENSURE_RESOLVED();
   ssize_t r = real_readv(fd, iov, iovcnt);
-  if (r != 0) return r;
-  for (int i = 0; i < iovcnt; i++)
-    if (iov[i].iov_len > 0) return eof_or_error(fd);
-  return 0;
+  return AT_END(r, iovcnt > 0 && any_room(iov, (size_t)iovcnt)) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
   ENSURE_RESOLVED();
   ssize_t r = real_recv(fd, buf, n, flags);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags) {
   ENSURE_RESOLVED();
   ssize_t r = real_recv_chk(fd, buf, n, buflen, flags);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *lenp) {
   ENSURE_RESOLVED();
   ssize_t r = real_recvfrom(fd, buf, n, flags, sa, lenp);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *sa,
                               socklen_t *lenp) {
   ENSURE_RESOLVED();
   ssize_t r = real_recvfrom_chk(fd, buf, n, buflen, flags, sa, lenp);
-  return r == 0 && n > 0 ? eof_or_error(fd) : r;
+  return AT_END(r, n) ? eof_or_error(fd, r) : r;
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   ENSURE_RESOLVED();
   ssize_t r = real_recvmsg(fd, msg, flags);
-  if (r != 0 || msg == NULL) return r;
-  for (size_t i = 0; i < msg->msg_iovlen; i++)
-    if (msg->msg_iov[i].iov_len > 0) return eof_or_error(fd);
-  return 0;
+  return AT_END(r, msg != NULL && any_room(msg->msg_iov, msg->msg_iovlen)) ? eof_or_error(fd, r) : r;
 }

@@ -549,6 +549,54 @@ print(u.recv(3).decode(), u.getsockname()[0], b.recv(4).decode(), b.family.name)
     expect(daemonLog).toMatch(/protocol not loaded \(no plugin\): falling back to TCP/);
   });
 
+  test('curl as client: HTTP/1.1 keep-alive: three files over one connection (curl re-uses it; the server sees one peer port); 1, 2 and 3 MB, sha256', async () => {
+    // A kernel HTTP/1.1 server (keeps connections open) that logs each request's peer address and port.
+    const server = startProcess(
+      inNs([
+        'python3',
+        '-u',
+        '-c',
+        `
+import functools, http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def log_message(self, *a): print('peer', '%s:%d' % self.client_address, self.path, flush=True)
+srv = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), functools.partial(H, directory=sys.argv[3]))
+print('listening', flush=True); srv.serve_forever()
+`,
+        KERNEL,
+        '8084',
+        dir,
+      ]),
+    );
+    let log = '';
+    server.stdout!.on('data', (d: Buffer) => {
+      log += String(d);
+    });
+    const files = [1, 2, 3].map((mb) => randomBytes(mb << 20));
+    try {
+      for (const [i, f] of files.entries()) fs.writeFileSync(path.join(dir, `ka${i}.bin`), f);
+      await waitFor('the HTTP/1.1 server', () => log.includes('listening'));
+      const outs = files.map((_, i) => path.join(dir, `got${i}.bin`));
+      const args = files.flatMap((_, i) => ['-o', outs[i]!, `http://${KERNEL}:8084/ka${i}.bin`]);
+      const r = await nuseRun(socketPath, ['curl', '-sS', '-v', '--fail', ...args]);
+      expect(r.code).toBe(0);
+      for (const [i, f] of files.entries()) {
+        const got = fs.readFileSync(outs[i]!);
+        expect(got.length).toBe(f.length);
+        expect(sha256(got)).toBe(sha256(f));
+      }
+      expect(r.stderr.match(/Re-using existing connection/g)).toHaveLength(2);
+      expect(r.stderr.match(/Connected to /g)).toHaveLength(1);
+      await waitFor('three requests in the log', () => (log.match(/^peer /gm) ?? []).length === 3);
+      const peers = [...log.matchAll(/^peer (\S+) /gm)].map((m) => m[1]);
+      expect(new Set(peers).size).toBe(1);
+      expect(peers[0]).toMatch(new RegExp(`^${STACK.replace(/\./g, '\\.')}:\\d+$`));
+    } finally {
+      kill(server);
+    }
+  });
+
   test('curl as client: a refused connection is exit 7 as on the kernel; nuse run passes the status on', async () => {
     const r = await nuseRun(socketPath, ['curl', '-sS', `http://${KERNEL}:8099/`]);
     expect(r.code).toBe(7);

@@ -38,6 +38,7 @@ if mode == 'client-window':            # connect, send 1 MB, read the reply, the
     print(reply.decode(), struct.unpack_from('I', info, 228)[0], flush=True)
     sys.exit(0)
 s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if mode.startswith('slow'): s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
 s.bind((host, port)); s.listen(8)
 print('listening', flush=True)
 c, _ = s.accept()
@@ -79,6 +80,34 @@ elif mode == 'count':                  # an 8-byte length, that many bytes, then
     print(outcome(c), flush=True)
 elif mode == 'sink':                   # hold the connection open, read slowly
     time.sleep(30)
+elif mode == 'shutrd':                 # 'before'; hash what comes until EOF... (the client shuts down reading)
+    import hashlib
+    c.sendall(b'before')
+    want = struct.unpack('!Q', c.recv(8, socket.MSG_WAITALL))[0]; h = hashlib.sha256(); n = 0
+    while n < want:
+        d = c.recv(min(65536, want - n))
+        if not d: break
+        h.update(d); n += len(d)
+    print(n, h.hexdigest(), flush=True)
+    c.sendall(b'after'); print('sent after', flush=True)   # data after SHUT_RD: kept unread
+    print(outcome(c), flush=True)          # the client's SHUT_WR: FIN
+    time.sleep(0.8)                        # its close with 'after' unread: RST (a send fails)
+    try: c.send(b'x'); print('send ok', flush=True)
+    except OSError as e: print('send', errno.errorcode[e.errno], flush=True)
+elif mode == 'shutrdwr':               # 'before', EOF from the client, then data after it: RST
+    c.sendall(b'before')
+    print(outcome(c), flush=True)
+    c.sendall(b'after'); time.sleep(0.3)
+    try: c.send(b'again'); print('send ok', flush=True)
+    except OSError as e: print('send', errno.errorcode[e.errno], flush=True)
+elif mode.startswith('slow'):          # a small window; reads nothing for N s, then hashes all
+    import hashlib
+    time.sleep(float(mode[4:])); h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        h.update(d); n += len(d)
+    print(n, h.hexdigest(), flush=True)
 `;
 
 let t: ShimTopology;
@@ -197,6 +226,115 @@ except OSError as e: print('send', errno.errorcode[e.errno])
       expect.stringMatching(/^send (EPIPE|ECONNRESET)$/),
     ]);
     expect(await p.out()).toBe('reset');
+  });
+});
+
+describe('shutdown and close, as Linux (each checked between two kernel sockets on this kernel)', () => {
+  test('shutdown(SHUT_RD): queued data is still read, then reads give 0 at once (poll: POLLIN|POLLRDHUP); writing goes on (1 MB, sha256); data arriving after it is kept unread: SHUT_WR sends FIN, the close after it RST', async () => {
+    const p = await peer('shutrd');
+    const data = randomBytes(1 << 20);
+    const lines = await py(
+      `
+import select, socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+time.sleep(0.3)                        # 'before' arrives and waits in the socket
+s.shutdown(socket.SHUT_RD)
+print(s.recv(100), s.recv(100), s.recv(100))
+p = select.poll(); p.register(s, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+ev = p.poll(0)[0][1]
+print(bool(ev & select.POLLIN), bool(ev & select.POLLRDHUP), bool(ev & select.POLLOUT))
+data = sys.stdin.buffer.read()
+s.sendall(struct.pack('!Q', len(data)) + data)
+time.sleep(0.5)                        # the peer's 'after' arrives meanwhile
+s.shutdown(socket.SHUT_WR); time.sleep(0.3)
+s.close()
+`,
+      [t.kernel, String(p.port)],
+      data,
+    );
+    expect(lines).toEqual(["b'before' b'' b''", 'True True True']);
+    expect(await p.out()).toBe(`${data.length} ${sha256(data)}\nsent after\n0 EOF\nsend EPIPE`);
+  });
+
+  test('shutdown(SHUT_RDWR): FIN; queued data still read, then 0; data arriving after it is answered with RST and the next read fails with ECONNRESET, then 0; send fails with EPIPE', async () => {
+    const p = await peer('shutrdwr');
+    const lines = await py(
+      `
+import errno, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b'hello'); time.sleep(0.3)
+s.shutdown(socket.SHUT_RDWR)
+print(s.recv(100), s.recv(100))
+time.sleep(0.6)                        # the peer's data arrives: RST
+for what in ('recv', 'recv again'):
+    try: print(what, s.recv(100))
+    except OSError as e: print(what, errno.errorcode[e.errno])
+try: s.send(b'x'); print('send ok')
+except OSError as e: print('send', errno.errorcode[e.errno])
+`,
+      [t.kernel, String(p.port)],
+    );
+    expect(lines).toEqual(["b'before' b''", 'recv ECONNRESET', "recv again b''", 'send EPIPE']);
+    expect(await p.out()).toBe('5 EOF\nsend EPIPE');
+  });
+
+  test('SO_LINGER {1, N}: close blocks until the peer has every byte (and our FIN), at most N s; without it close returns at once; every byte arrives (sha256)', async () => {
+    const script = `
+import socket, struct, sys, time
+host, port, linger = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port))
+if linger >= 0: s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, linger))
+s.sendall(sys.stdin.buffer.read())
+t0 = time.time(); s.close(); print(round(time.time() - t0, 1))
+`;
+    const data = randomBytes(300_000);
+    const want = `${data.length} ${sha256(data)}`;
+    // The peer reads nothing for 1 s (an 8 kB window): close with {1, 5} waits about that long.
+    const a = await peer('slow1');
+    const [waited] = await py(script, [t.kernel, String(a.port), '5'], data);
+    expect(Number(waited)).toBeGreaterThanOrEqual(0.7);
+    expect(Number(waited)).toBeLessThanOrEqual(2.5);
+    expect(await a.out()).toBe(want);
+    // {1, 1} while the peer waits 2.5 s: close gives up after 1 s; the bytes still arrive.
+    const b = await peer('slow2.5');
+    const [gaveUp] = await py(script, [t.kernel, String(b.port), '1'], data);
+    expect(Number(gaveUp)).toBeGreaterThanOrEqual(0.8);
+    expect(Number(gaveUp)).toBeLessThanOrEqual(1.6);
+    expect(await b.out()).toBe(want);
+    // No linger: at once.
+    const c = await peer('slow0.5');
+    const [atOnce] = await py(script, [t.kernel, String(c.port), '-1'], data);
+    expect(Number(atOnce)).toBeLessThanOrEqual(0.2);
+    expect(await c.out()).toBe(want);
+  });
+
+  test('a refused connect, then read and send: non-blocking, the read gives ECONNREFUSED once, then 0; blocking (connect said it), ENOTCONN; send EPIPE', async () => {
+    const lines = await py(
+      `
+import errno, select, socket, sys
+for blocking in (False, True):
+    s = socket.socket(); s.setblocking(blocking)
+    try: s.connect((sys.argv[1], 1))
+    except OSError as e: print('connect', errno.errorcode[e.errno])
+    if not blocking:
+        p = select.poll(); p.register(s, select.POLLOUT); p.poll(5000)
+    s.setblocking(True)
+    for op in ('recv', 'recv', 'send'):
+        try: print(op, s.recv(10) if op == 'recv' else s.send(b'x'))
+        except OSError as e: print(op, errno.errorcode[e.errno])
+`,
+      [t.kernel],
+    );
+    expect(lines).toEqual([
+      'connect EINPROGRESS',
+      'recv ECONNREFUSED',
+      "recv b''",
+      'send EPIPE',
+      'connect ECONNREFUSED',
+      'recv ENOTCONN',
+      'recv ENOTCONN',
+      'send EPIPE',
+    ]);
   });
 });
 
@@ -478,8 +616,9 @@ describe('AF_INET6', () => {
       `
 import socket, sys
 s = socket.socket(socket.AF_INET6); s.connect((sys.argv[1], int(sys.argv[2])))
+names = (s.getsockname()[0], s.getpeername()[0])   # before the end: then getpeername is ENOTCONN, as Linux
 s.sendall(sys.stdin.buffer.read()); s.shutdown(socket.SHUT_WR)
-print(s.getsockname()[0], s.getpeername()[0], s.recv(200).decode().strip())
+print(*names, s.recv(200).decode().strip())
 `,
       [t.kernel6, String(p.port)],
       data,

@@ -25,6 +25,19 @@ export function registerDaemonCommand(program: Command): void {
     .option('--pcap <file>', 'write a pcapng capture of every link (one interface per link) to FILE')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .option('--log-format <format>', 'text or json (default: text on a terminal, json otherwise)')
+    .option(
+      '--kernel <prefix>',
+      'policy: destinations in PREFIX stay on the kernel for every program run through the shim (repeatable; loopback always does)',
+      collect,
+      [],
+    )
+    .option(
+      '--only <prefix>',
+      'policy: only destinations in PREFIX go to the userspace stack (repeatable)',
+      collect,
+      [],
+    )
+    .option('--mptcp', "policy: upgrade every program's plain TCP sockets to MPTCP")
     .option('--socket <path>', `the control socket for "nuse run" (default ${defaultSocketPath()})`)
     .action(async (flags: DaemonFlags & { socket?: string }) => {
       const config = resolveDaemonConfig(flags);
@@ -59,7 +72,7 @@ export function registerDaemonCommand(program: Command): void {
       }
       await new Promise<void>((resolve, reject) => {
         // The control socket for `nuse run` (core/src/ipc).
-        const ipc = startControlSocket({ stack: daemon.stack, path: flags.socket, logger });
+        const ipc = startControlSocket({ stack: daemon.stack, path: flags.socket, logger, policy: config.policy });
         stopOn = (signal) => {
           ipc.close();
           daemon.stop(signal);

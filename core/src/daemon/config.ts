@@ -6,18 +6,22 @@
  *   "tun": ["wifi,10.1.0.2/24,delay=10ms", { "name": "lte", "address": "10.2.0.2/24", "delay": "40ms", "loss": "1%" }],
  *   "route": ["default,via=10.1.0.1"],
  *   "log": { "level": "info", "format": "text" },
- *   "tcp": { "congestionControl": "newreno", "minRtoMs": 200 }
+ *   "tcp": { "congestionControl": "newreno", "minRtoMs": 200 },
+ *   "policy": { "kernel": ["10.0.0.0/8"], "only": ["192.0.2.0/24"], "mptcp": false }
  * }
  * ```
  *
  * A `tun` entry is either the `--tun` text or an object whose keys are the same as the
  * text's (`name`, `address` as ADDR/PREFIX, then `peer`, `netns`, `mtu`, shaping keys).
- * Flags add their links and routes after the file's; a flag's log setting wins.
+ * Flags add their links and routes after the file's; a flag's log setting wins. `policy`
+ * (and the flags --kernel, --only, --mptcp, which add to it) is the system-wide policy of
+ * the programs run through the shim (core/src/ipc/policy.ts).
  */
 
 import * as fs from 'node:fs';
 import { parseRouteSpec, parseTunSpec, type RouteSpec, type TunSpec } from '../cli/link-spec';
 import { UsageError } from '../cli/usage-error';
+import { type Policy, parsePrefix } from '../ipc/policy';
 import { DEFAULT_TCP_CONFIG, resolveTcpConfig, type TcpConfig } from '../tcp/config';
 import { defaultCongestionControls } from '../tcp/congestion';
 import { Prefix, parseIp } from '../wire/address';
@@ -31,6 +35,8 @@ export interface DaemonConfig {
   /** Write a pcapng capture of every link to this file. */
   pcap?: string;
   tcp: Partial<TcpConfig>;
+  /** The system-wide policy for programs run through the shim. */
+  policy: Policy;
 }
 
 export interface DaemonFlags {
@@ -40,16 +46,25 @@ export interface DaemonFlags {
   logLevel?: string;
   logFormat?: string;
   pcap?: string;
+  kernel?: string[];
+  only?: string[];
+  mptcp?: boolean;
 }
 
 const MAX_TIMER_MS = 2_000_000_000;
-const TOP_KEYS = ['tun', 'route', 'log', 'tcp', 'pcap'];
+const TOP_KEYS = ['tun', 'route', 'log', 'tcp', 'pcap', 'policy'];
+const POLICY_KEYS = ['kernel', 'only', 'mptcp'];
 const LOG_KEYS = ['level', 'format'];
 
 /** Builds the configuration from the flags (reading `--config` if given) and checks it. */
 export function resolveDaemonConfig(flags: DaemonFlags): DaemonConfig {
   const config: DaemonConfig =
-    flags.config !== undefined ? readConfigFile(flags.config) : { tuns: [], routes: [], tcp: {} };
+    flags.config !== undefined
+      ? readConfigFile(flags.config)
+      : { tuns: [], routes: [], tcp: {}, policy: emptyPolicy() };
+  for (const k of flags.kernel ?? []) config.policy.kernel.push(prefixArg(k, '--kernel'));
+  for (const k of flags.only ?? []) (config.policy.only ??= []).push(prefixArg(k, '--only'));
+  if (flags.mptcp === true) config.policy.mptcp = true;
   for (const t of flags.tun ?? []) config.tuns.push(parseTunSpec(t));
   for (const r of flags.route ?? []) config.routes.push(parseRouteSpec(r));
   if (flags.logLevel !== undefined) config.logLevel = checkLogLevel(flags.logLevel);
@@ -57,6 +72,38 @@ export function resolveDaemonConfig(flags: DaemonFlags): DaemonConfig {
   if (flags.pcap !== undefined) config.pcap = flags.pcap;
   checkConfig(config);
   return config;
+}
+
+function emptyPolicy(): Policy {
+  return { kernel: [], only: undefined, mptcp: false };
+}
+
+function prefixArg(text: string, what: string): ReturnType<typeof parsePrefix> {
+  try {
+    return parsePrefix(text);
+  } catch (e) {
+    throw new UsageError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+function policyEntry(raw: unknown): Policy {
+  if (!isPlainObject(raw)) throw new UsageError('"policy" must be an object');
+  checkKeys(raw, POLICY_KEYS, '"policy"');
+  const policy = emptyPolicy();
+  const list = (key: 'kernel' | 'only') => {
+    const v = raw[key];
+    if (!Array.isArray(v) || v.some((p) => typeof p !== 'string')) {
+      throw new UsageError(`"policy.${key}" must be an array of prefixes like "10.0.0.0/8"`);
+    }
+    return (v as string[]).map((p, i) => prefixArg(p, `policy.${key}[${i}]`));
+  };
+  if (raw.kernel !== undefined) policy.kernel = list('kernel');
+  if (raw.only !== undefined) policy.only = list('only');
+  if (raw.mptcp !== undefined) {
+    if (typeof raw.mptcp !== 'boolean') throw new UsageError('"policy.mptcp" must be true or false');
+    policy.mptcp = raw.mptcp;
+  }
+  return policy;
 }
 
 function checkConfig(config: DaemonConfig): void {
@@ -112,7 +159,8 @@ export function readConfigFile(file: string): DaemonConfig {
 export function parseConfigObject(raw: unknown): DaemonConfig {
   if (!isPlainObject(raw)) throw new UsageError('the top level must be an object');
   checkKeys(raw, TOP_KEYS, 'the top level');
-  const config: DaemonConfig = { tuns: [], routes: [], tcp: {} };
+  const config: DaemonConfig = { tuns: [], routes: [], tcp: {}, policy: emptyPolicy() };
+  if (raw.policy !== undefined) config.policy = policyEntry(raw.policy);
   for (const [i, t] of arrayOf(raw.tun, 'tun').entries()) config.tuns.push(tunEntry(t, `tun[${i}]`));
   for (const [i, r] of arrayOf(raw.route, 'route').entries()) {
     if (typeof r !== 'string') throw new UsageError(`route[${i}] must be a string like "default,via=10.0.0.1"`);

@@ -47,6 +47,12 @@ describe('nuse daemon: argument errors (one line, exit 2)', () => {
     [['daemon', '--tun', 'n0,10.0.0.2/24', '--route', 'default,via=10.5.0.1'], /10\.5\.0\.1 is not on any link/],
     [['daemon', '--tun', 'n0,10.0.0.2/24', '--log-level', 'loud'], /bad log level/],
     [['frobnicate'], /^nuse: unknown command 'frobnicate'/],
+    [
+      ['daemon', '--tun', 'n0,10.0.0.2/24', '--kernel', '10.0.0.0/33'],
+      /^nuse: --kernel: "10\.0\.0\.0\/33" is not a prefix/,
+    ],
+    [['run', '--kernel', 'fd00::/129', '--', 'true'], /^nuse: run --kernel: "fd00::\/129" is not a prefix/],
+    [['run', '--only', 'ten', '--', 'true'], /^nuse: run --only: "ten" is not a prefix/],
   ])('nuse %j', async (args, message) => {
     const r = await run(args);
     expect(r.code).toBe(2);
@@ -70,9 +76,12 @@ interface Daemon {
 }
 
 let daemons = 0;
+/** Control sockets live in a directory of this run's, removed at the end (even for killed daemons). */
+const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nuse-daemon-test-'));
+afterAll(() => fs.rmSync(socketDir, { recursive: true, force: true }));
 /** A control socket path of its own for each daemon, so tests never meet another daemon's. */
 function socketPath(): string {
-  return path.join(os.tmpdir(), `nuse-daemon-test-${process.pid}-${daemons++}.sock`);
+  return path.join(socketDir, `${daemons++}.sock`);
 }
 
 function startDaemon(args: string[]): Daemon {

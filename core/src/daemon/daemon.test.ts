@@ -240,6 +240,11 @@ describe('daemon config', () => {
     ['{"tcp": {"keepAliveIdleMs": 3000000000}}', /keepAliveIdleMs 3000000000 is more than/],
     ['{"log": {"level": {"toString": null}}}', /"log.level" must be a string/],
     ['{"route": [{"via": "1.2.3.4"}]}', /route\[0\] must be a string/],
+    ['{"policy": {"kernel": ["10.0.0.0/33"]}}', /policy\.kernel\[0\]: "10\.0\.0\.0\/33" is not a prefix/],
+    ['{"policy": {"kernel": "10.0.0.0/8"}}', /"policy\.kernel" must be an array of prefixes/],
+    ['{"policy": {"only": ["nope"]}}', /policy\.only\[0\]: "nope" is not a prefix/],
+    ['{"policy": {"mptcp": "yes"}}', /"policy\.mptcp" must be true or false/],
+    ['{"policy": {"udp": true}}', /unknown key "udp" in "policy"/],
   ])('rejects %s', (text, message) => {
     expect(() => parseConfigObject(JSON.parse(text))).toThrow(UsageError);
     expect(() => parseConfigObject(JSON.parse(text))).toThrow(message);
@@ -251,6 +256,25 @@ describe('daemon config', () => {
     );
     expect(() => readConfigFile(write('bad.json', '{ nope'))).toThrow(/bad\.json is not valid JSON/);
     expect(() => readConfigFile(write('bad2.json', '{"tun": 1}'))).toThrow(/bad2\.json: "tun" must be an array/);
+  });
+
+  test('policy: from the file and the flags (--kernel, --only, --mptcp add to it); a bare address is a host prefix', () => {
+    const file = write(
+      'policy.json',
+      JSON.stringify({ tun: ['a,10.0.0.2/24'], policy: { kernel: ['10.0.0.0/8', 'fd00::/8'], mptcp: false } }),
+    );
+    const config = resolveDaemonConfig({ config: file, kernel: ['192.0.2.7'], only: ['198.51.100.0/24'], mptcp: true });
+    expect(config.policy.kernel.map(String)).toEqual(['10.0.0.0/8', 'fd00::/8', '192.0.2.7/32']);
+    expect(config.policy.only?.map(String)).toEqual(['198.51.100.0/24']);
+    expect(config.policy.mptcp).toBe(true);
+    expect(resolveDaemonConfig({ tun: ['a,10.0.0.2/24'] }).policy).toEqual({
+      kernel: [],
+      only: undefined,
+      mptcp: false,
+    });
+    expect(() => resolveDaemonConfig({ tun: ['a,10.0.0.2/24'], kernel: ['10.0.0.0/40'] })).toThrow(
+      /--kernel: "10\.0\.0\.0\/40" is not a prefix/,
+    );
   });
 
   test('flag-level checks: no links, duplicate names or addresses, a route to an unknown link', () => {

@@ -21,6 +21,12 @@ export interface IpcNative {
   connectAbstract(from: string, to: string): number;
   /** Whether the peer of a unix stream closed it (POLLHUP), rather than only shutting down its writing side. */
   hungUp(fd: number): boolean;
+  /**
+   * Whether the peer of a unix stream was released (its last fd closed), also after it shut
+   * down both directions, which hungUp cannot tell from a close (sock_diag). Optional: without
+   * it, hungUp decides.
+   */
+  peerClosed?(fd: number): boolean;
 }
 
 /** Where the shim package builds its files (the same from core/src and core/dist). */

@@ -21,6 +21,16 @@ describe('control protocol: requests', () => {
     expect(Buffer.from((got as { addr: Uint8Array }).addr)).toEqual(req.addr);
   });
 
+  test('optional fields: the policy in hello, connect in status; shutdown and linger', () => {
+    expect(decodeRequest(pack({ op: 'hello', id: 1, v: 1, pid: 9 }))).toEqual({ op: 'hello', id: 1, v: 1, pid: 9 });
+    const hello = { op: 'hello', id: 1, v: 1, pid: 9, kernel: '10.0.0.0/8,fd00::/8', only: '192.0.2.1', mptcp: true };
+    expect(decodeRequest(pack(hello))).toEqual(hello);
+    const status = { op: 'status', id: 2, sock: SOCK, clear: true, connect: true };
+    expect(decodeRequest(pack(status))).toEqual(status);
+    expect(decodeRequest(pack({ op: 'shutdown', id: 3, sock: SOCK, how: 0 }))).toMatchObject({ how: 0 });
+    expect(decodeRequest(pack({ op: 'linger', id: 4, sock: SOCK }))).toMatchObject({ op: 'linger' });
+  });
+
   test("the shim's encoding (fixmap, fixstr, uint32, bin8) decodes", () => {
     // {"op":"status","sock":SOCK,"clear":true,"id":4294967295}
     const parts = [
@@ -57,6 +67,14 @@ describe('control protocol: requests', () => {
     ['a float', pack({ op: 'listen', sock: SOCK, id: 1, backlog: 1.5 }), /"backlog"/],
     ['a string for a bool', pack({ op: 'name', sock: SOCK, id: 1, peer: 'yes' }), /"peer"/],
     ['an unknown field', pack({ op: 'closed', sock: SOCK, id: 1, extra: 1 }), /unknown field/],
+    ['a bad policy prefix in hello', pack({ op: 'hello', id: 1, v: 1, pid: 1, kernel: '10.0.0.0/33' }), /bad "kernel"/],
+    ['a policy that is not text', pack({ op: 'hello', id: 1, v: 1, pid: 1, only: 7 }), /bad "only"/],
+    [
+      'an optional field of another op',
+      pack({ op: 'bind', sock: SOCK, id: 1, addr: Buffer.alloc(4), port: 1, connect: true }),
+      /unknown field/,
+    ],
+    ['shutdown without how', pack({ op: 'shutdown', sock: SOCK, id: 1 }), /"how"/],
     ['a missing field', pack({ op: 'setopt', sock: SOCK, id: 1, level: 6, opt: 1 }), /"val"/],
   ])('refuses %s', (_what, body, reason) => {
     expect(() => decodeRequest(body)).toThrow(ProtocolError);

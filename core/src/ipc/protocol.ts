@@ -11,6 +11,7 @@
  */
 
 import { Packr, Unpackr } from 'msgpackr';
+import { parsePrefixList } from './policy';
 
 export const PROTOCOL_VERSION = 1;
 /** Larger frames are refused: no request needs more than a few hundred bytes. */
@@ -23,7 +24,10 @@ export class ProtocolError extends Error {
 /** A socket's name: its abstract unix address, which the shim chose ("nuse/4/6/1234.1") or the daemon did ("nuse/a/..."). */
 const SOCK_NAME = /^nuse\/(?:[46]\/(?:6|262)|a)\/\d{1,10}\.\d{1,10}$/;
 
-type FieldType = 'uint' | 'int' | 'bool' | 'sock' | 'addr' | 'port' | 'optval';
+type FieldType = 'uint' | 'int' | 'bool' | 'sock' | 'addr' | 'port' | 'optval' | 'prefixes';
+
+/** The longest list of prefixes a hello carries (NUSE_KERNEL, NUSE_ONLY). */
+export const MAX_PREFIXES_TEXT = 1536;
 
 /** The longest option value sent as bytes (TCP_CONGESTION's name is 16). */
 export const MAX_OPTVAL_BYTES = 64;
@@ -39,9 +43,24 @@ const FIELDS = {
   setopt: { sock: 'sock', level: 'int', opt: 'int', val: 'optval' },
   getopt: { sock: 'sock', level: 'int', opt: 'int' },
   closed: { sock: 'sock' },
+  // The program calls shutdown(2): `how` is SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2); see docs/shim.md.
+  shutdown: { sock: 'sock', how: 'int' },
+  // close() of a socket with SO_LINGER {1, N > 0}: whether the daemon still drains it.
+  linger: { sock: 'sock' },
 } as const satisfies Record<string, Record<string, FieldType>>;
 
+/**
+ * Fields a request may carry or leave out. hello: the program's policy (docs/shim.md,
+ * "Policy"); status: `connect` when the caller is a connect(2) that reports the outcome
+ * (Linux then disconnects the socket: a read gives ENOTCONN).
+ */
+const OPTIONAL = {
+  hello: { kernel: 'prefixes', only: 'prefixes', mptcp: 'bool' },
+  status: { connect: 'bool' },
+} as const satisfies Partial<Record<Op, Record<string, FieldType>>>;
+
 export type Op = keyof typeof FIELDS;
+type Optional<K extends Op> = K extends keyof typeof OPTIONAL ? (typeof OPTIONAL)[K] : Record<never, FieldType>;
 
 type FieldValue<T> = T extends 'bool'
   ? boolean
@@ -51,10 +70,16 @@ type FieldValue<T> = T extends 'bool'
       ? Uint8Array
       : T extends 'optval'
         ? number | Uint8Array
-        : number;
+        : T extends 'prefixes'
+          ? string
+          : number;
 
 export type Request = {
-  [K in Op]: { op: K; id: number } & { -readonly [F in keyof (typeof FIELDS)[K]]: FieldValue<(typeof FIELDS)[K][F]> };
+  [K in Op]: { op: K; id: number } & {
+    -readonly [F in keyof (typeof FIELDS)[K]]: FieldValue<(typeof FIELDS)[K][F]>;
+  } & {
+    -readonly [F in keyof Optional<K>]?: FieldValue<Optional<K>[F]>;
+  };
 }[Op];
 
 export type RequestOf<K extends Op> = Extract<Request, { op: K }>;
@@ -78,6 +103,14 @@ function checkField(type: FieldType, v: unknown): boolean {
       return v instanceof Uint8Array && (v.length === 4 || v.length === 16);
     case 'optval':
       return v instanceof Uint8Array ? v.length <= MAX_OPTVAL_BYTES : checkField('int', v);
+    case 'prefixes':
+      if (typeof v !== 'string' || v.length > MAX_PREFIXES_TEXT) return false;
+      try {
+        parsePrefixList(v);
+        return true;
+      } catch {
+        return false;
+      }
   }
 }
 
@@ -104,8 +137,16 @@ export function decodeRequest(body: Uint8Array): Request {
   for (const [key, type] of Object.entries(fields)) {
     if (!checkField(type, obj[key])) throw new ProtocolError(`${op}: bad or missing "${key}" (expected ${type})`);
   }
+  const optional = (Object.hasOwn(OPTIONAL, op) ? OPTIONAL[op as keyof typeof OPTIONAL] : {}) as Record<
+    string,
+    FieldType
+  >;
+  for (const [key, type] of Object.entries(optional)) {
+    if (obj[key] !== undefined && !checkField(type, obj[key]))
+      throw new ProtocolError(`${op}: bad "${key}" (expected ${type})`);
+  }
   for (const key of Object.keys(obj)) {
-    if (key !== 'op' && key !== 'id' && !Object.hasOwn(fields, key)) {
+    if (key !== 'op' && key !== 'id' && !Object.hasOwn(fields, key) && !Object.hasOwn(optional, key)) {
       throw new ProtocolError(`${op}: unknown field ${JSON.stringify(key).slice(0, 40)}`);
     }
   }

@@ -244,3 +244,73 @@ describe('IPC server: options and bind', () => {
     c.socket.destroy();
   });
 });
+
+describe('IPC server: policy, shutdown, linger', () => {
+  const SOL_SOCKET = 1;
+  const SO_PROTOCOL = 38;
+
+  test("the program's policy comes in its hello; the reply and SO_PROTOCOL say whether TCP becomes MPTCP", async () => {
+    const plain = await Client.open(1000);
+    expect(await plain.call({ op: 'getopt', sock: SOCK, level: SOL_SOCKET, opt: SO_PROTOCOL })).toMatchObject({
+      err: 0,
+      val: 6,
+    });
+    const upgraded = await Client.open(1000, false);
+    const hello = await upgraded.call({ op: 'hello', v: PROTOCOL_VERSION, pid: 1, mptcp: true, kernel: '10.9.0.0/16' });
+    expect(hello).toMatchObject({ err: 0, mptcp: true });
+    const other = 'nuse/4/6/4242.7';
+    expect(await upgraded.call({ op: 'getopt', sock: other, level: SOL_SOCKET, opt: SO_PROTOCOL })).toMatchObject({
+      val: 262,
+    });
+    expect(logText).toMatch(/"kernel":"10\.9\.0\.0\/16".*a program's policy/);
+    plain.socket.destroy();
+    upgraded.socket.destroy();
+  });
+
+  test("the daemon's policy upgrades every program's TCP to MPTCP", async () => {
+    ipc.close();
+    ipc = await IpcServer.start({
+      stack,
+      path: ipc.path,
+      logger: pino({ level: 'silent' }),
+      native: fakeNative,
+      policy: { kernel: [], only: undefined, mptcp: true },
+    });
+    const c = await Client.open(1000, false);
+    expect(await c.call({ op: 'hello', v: PROTOCOL_VERSION, pid: 1 })).toMatchObject({ err: 0, mptcp: true });
+    expect(await c.call({ op: 'getopt', sock: SOCK, level: SOL_SOCKET, opt: SO_PROTOCOL })).toMatchObject({ val: 262 });
+    c.socket.destroy();
+  });
+
+  test('a bind to a kernel address is EADDRNOTAVAIL unless the policy keeps it on the kernel', async () => {
+    const kernelAddress = Object.values(os.networkInterfaces())
+      .flat()
+      .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
+    const bytes = kernelAddress !== undefined ? Buffer.from(kernelAddress.split('.').map(Number)) : undefined;
+    const c = await Client.open(1000, false);
+    expect((await c.call({ op: 'hello', v: PROTOCOL_VERSION, pid: 1, kernel: '0.0.0.0/0' })).err).toBe(0);
+    // Not the kernel's: still EADDRNOTAVAIL, policy or not.
+    expect((await c.call({ op: 'bind', sock: SOCK, addr: Buffer.from([192, 0, 2, 99]), port: 0 })).err).toBe(
+      EADDRNOTAVAIL,
+    );
+    if (bytes !== undefined) {
+      expect((await c.call({ op: 'bind', sock: SOCK, addr: bytes, port: 0 })).err).toBe(0);
+      const d = await Client.open(1000);
+      expect((await d.call({ op: 'bind', sock: 'nuse/4/6/4242.3', addr: bytes, port: 0 })).err).toBe(EADDRNOTAVAIL);
+      d.socket.destroy();
+    }
+    c.socket.destroy();
+  });
+
+  test('shutdown, linger and status of sockets that are not connected', async () => {
+    const c = await Client.open(1000);
+    expect((await c.call({ op: 'shutdown', sock: SOCK, how: 3 })).err).toBe(EINVAL);
+    expect((await c.call({ op: 'shutdown', sock: SOCK, how: 0 })).err).toBe(107); // ENOTCONN
+    expect(await c.call({ op: 'linger', sock: SOCK })).toMatchObject({ err: 0, val: 0 });
+    expect(await c.call({ op: 'status', sock: SOCK, clear: true, connect: true })).toMatchObject({
+      err: 0,
+      state: 'idle',
+    });
+    c.socket.destroy();
+  });
+});

@@ -17,7 +17,7 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { networkInterfaces, constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -29,6 +29,7 @@ import type { TcpConnection } from '../tcp/connection';
 import { formatIp, parseIp } from '../wire/address';
 import { type IpcNative, loadIpcNative, type PeerCred } from './native';
 import { defaultSocketPath } from './paths';
+import { describePolicy, EMPTY_POLICY, keptOnKernel, type Policy, parsePrefixList } from './policy';
 import {
   decodeRequest,
   encodeFrame,
@@ -51,6 +52,8 @@ const SO_RCVBUF = 8;
 const SO_KEEPALIVE = 9;
 const SO_LINGER = 13;
 const SO_REUSEPORT = 15;
+const SO_PROTOCOL = 38;
+const IPPROTO_MPTCP = 262;
 const IPPROTO_IP = 0;
 const IPPROTO_IPV6 = 41;
 const TCP_NODELAY = 1;
@@ -120,6 +123,16 @@ interface SockRecord {
   /** TCP_CONGESTION asked for (a name the stack's registry knows). */
   cc: string | undefined;
   pumping: boolean;
+  /** Bound to a local address the policy keeps on the kernel: it listens on a kernel socket. */
+  kernelBind: boolean;
+  /** The program shut down its reading side: 1 SHUT_RD, 2 its writing side too (see maybePump). */
+  rdShut: 0 | 1 | 2;
+  /** The program shut down its writing side (shutdown, not close): the stream's EOF is a FIN. */
+  wrShut: boolean;
+  /** A connect(2) reported the failure: Linux disconnects the socket, a read then gives ENOTCONN. */
+  disconnected: boolean;
+  /** The connection's local address, kept for getsockname after it closed (as Linux). */
+  local: { addr: Uint8Array; port: number } | undefined;
 }
 
 /**
@@ -151,6 +164,11 @@ function newRecord(name: string, uid: number, family: 4 | 6, protocol: number): 
     group: undefined,
     cc: undefined,
     pumping: false,
+    kernelBind: false,
+    rdShut: 0,
+    wrShut: false,
+    disconnected: false,
+    local: undefined,
   };
 }
 
@@ -159,6 +177,8 @@ interface Session {
   cred: PeerCred;
   hello: boolean;
   records: Set<SockRecord>;
+  /** The program's own policy (nuse run --kernel/--only/--mptcp), from its hello. */
+  policy: Policy;
 }
 
 export interface IpcServerOptions {
@@ -166,6 +186,8 @@ export interface IpcServerOptions {
   path: string;
   logger: Logger;
   native?: IpcNative;
+  /** The system-wide policy (the daemon's config); each program adds its own. */
+  policy?: Policy;
 }
 
 export class IpcServer {
@@ -177,6 +199,11 @@ export class IpcServer {
   private acceptCounter = 0;
   /** Connections that ended with an error after their stream closed: the program's next read gets it (ECONNRESET). */
   private readonly resets = new Map<string, { uid: number; code: string; at: number }>();
+  /** The local address of connections that ended (getsockname after the end). */
+  private readonly closedNames = new Map<
+    string,
+    { uid: number; local: { addr: Uint8Array; port: number }; at: number }
+  >();
   private closed = false;
   private warnedMptcp = false;
 
@@ -185,6 +212,7 @@ export class IpcServer {
     socketPath: string,
     private readonly log: Logger,
     private readonly native: IpcNative,
+    private readonly policy: Policy,
   ) {
     this.path = socketPath;
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.onConnection(s));
@@ -207,7 +235,13 @@ export class IpcServer {
       }
       fs.unlinkSync(socketPath);
     }
-    const ipc = new IpcServer(opts.stack, socketPath, opts.logger.child({ component: 'ipc' }), native);
+    const ipc = new IpcServer(
+      opts.stack,
+      socketPath,
+      opts.logger.child({ component: 'ipc' }),
+      native,
+      opts.policy ?? EMPTY_POLICY,
+    );
     await new Promise<void>((resolve, reject) => {
       ipc.server.once('error', reject);
       // Created 0600 (the umask applies to the bind, which happens inside listen()).
@@ -223,7 +257,10 @@ export class IpcServer {
     });
     fs.chmodSync(socketPath, 0o600);
     ipc.server.on('error', (e) => ipc.log.error({ err: e.message }, 'control socket error'));
-    ipc.log.info({ socket: socketPath, version: PROTOCOL_VERSION }, 'control socket ready');
+    ipc.log.info(
+      { socket: socketPath, version: PROTOCOL_VERSION, ...describePolicy(ipc.policy) },
+      'control socket ready',
+    );
     return ipc;
   }
 
@@ -272,7 +309,7 @@ export class IpcServer {
   }
 
   private onControl(socket: net.Socket, cred: PeerCred): void {
-    const session: Session = { socket, cred, hello: false, records: new Set() };
+    const session: Session = { socket, cred, hello: false, records: new Set(), policy: EMPTY_POLICY };
     this.sessions.add(session);
     const reader = new FrameReader();
     socket.on('data', (chunk: Buffer) => {
@@ -323,7 +360,17 @@ export class IpcServer {
         return;
       }
       session.hello = true;
-      this.reply(session, req.id, { v: PROTOCOL_VERSION });
+      // The program's policy (validated by decodeRequest); the daemon's applies as well.
+      session.policy = {
+        kernel: req.kernel !== undefined ? parsePrefixList(req.kernel) : [],
+        only: req.only !== undefined ? parsePrefixList(req.only) : undefined,
+        mptcp: req.mptcp === true,
+      };
+      if (req.kernel !== undefined || req.only !== undefined || req.mptcp === true) {
+        this.log.debug({ peerPid: session.cred.pid, ...describePolicy(session.policy) }, "a program's policy");
+      }
+      // What the daemon's own policy adds, for the shim (SO_PROTOCOL of an upgraded socket).
+      this.reply(session, req.id, { v: PROTOCOL_VERSION, mptcp: this.policy.mptcp || session.policy.mptcp });
       return;
     }
     switch (req.op) {
@@ -345,6 +392,10 @@ export class IpcServer {
         return this.onGetopt(session, req);
       case 'closed':
         return this.onClosed(session, req);
+      case 'shutdown':
+        return this.onShutdown(session, req);
+      case 'linger':
+        return this.onLinger(session, req);
     }
   }
 
@@ -380,7 +431,11 @@ export class IpcServer {
     if (r.state !== 'idle' || r.bound !== undefined) return this.fail(session, req.id, 'EINVAL');
     const address = normalize(r.family, req.addr);
     if (address === undefined) return this.fail(session, req.id, 'EAFNOSUPPORT');
-    if (!isUnspecified(address) && !isLoopback(address) && !this.stack.ip.isLocalAddress(address)) {
+    // The stack's own addresses; loopback and the kernel's addresses the policy keeps on
+    // the kernel are served by a kernel socket (listen/connect).
+    const stackLocal = this.stack.ip.isLocalAddress(address);
+    const kernelBind = !isUnspecified(address) && !stackLocal && keptOnKernel(address, this.policy, session.policy);
+    if (!isUnspecified(address) && !stackLocal && !isLoopback(address) && !(kernelBind && isKernelLocal(address))) {
       return this.fail(session, req.id, 'EADDRNOTAVAIL');
     }
     if (req.port !== 0 && req.port < 1024 && session.cred.uid !== 0) return this.fail(session, req.id, 'EACCES');
@@ -388,12 +443,13 @@ export class IpcServer {
     if (req.port !== 0 && this.bindConflict(r, bound)) return this.fail(session, req.id, 'EADDRINUSE');
     // Port 0: as Linux, the port is chosen now (getsockname says it before listen or
     // connect). Loopback binds leave it to the kernel's socket, at listen or connect.
-    if (req.port === 0 && !isLoopback(address)) {
+    if (req.port === 0 && !kernelBind) {
       const port = this.ephemeralPort(r, bound.address);
       if (port === undefined) return this.fail(session, req.id, 'EADDRINUSE');
       bound.port = port;
     }
     r.bound = bound;
+    r.kernelBind = kernelBind;
     this.reply(session, req.id);
   }
 
@@ -453,8 +509,10 @@ export class IpcServer {
     const address = normalize(r.family, req.addr);
     if (address === undefined) return this.fail(session, req.id, 'EAFNOSUPPORT');
     if (req.port === 0) return this.fail(session, req.id, 'ECONNREFUSED');
-    const loopback = isLoopback(address);
-    if (!loopback && !isUnspecified(address) && this.stack.ip.route(address) === undefined) {
+    // Policy: loopback, and destinations the daemon's or the program's policy keeps on the
+    // kernel, go through an ordinary kernel socket; the program's fd is the same either way.
+    const onKernel = keptOnKernel(address, this.policy, session.policy);
+    if (!onKernel && !isUnspecified(address) && this.stack.ip.route(address) === undefined) {
       return this.fail(session, req.id, 'ENETUNREACH');
     }
     r.fill = req.fill;
@@ -463,8 +521,9 @@ export class IpcServer {
     const host = formatIp(address);
     const o = r.opts;
     let conn: TcpSocket | net.Socket;
-    if (loopback) {
-      // Policy keeps loopback on the kernel: the daemon is the kernel socket's owner.
+    if (onKernel) {
+      // Policy keeps it on the kernel: the daemon is the kernel socket's owner.
+      this.log.debug({ sock: r.name, remote: `${host}:${req.port}` }, 'connect through the kernel (policy)');
       conn = net.connect({
         host,
         port: req.port,
@@ -478,7 +537,7 @@ export class IpcServer {
         port: req.port,
         localAddress: r.bound?.address !== undefined ? formatIp(r.bound.address) : undefined,
         localPort: r.bound?.port || undefined,
-        protocol: this.protocolFor(r.protocol),
+        protocol: this.protocolFor(this.upgrade(r, session)),
         allowHalfOpen: true,
         noDelay: o.get(`${IPPROTO_TCP}/${TCP_NODELAY}`) ? true : undefined,
         keepAlive: o.get(`${SOL_SOCKET}/${SO_KEEPALIVE}`) ? true : undefined,
@@ -490,6 +549,7 @@ export class IpcServer {
     conn.once('connect', () => {
       if (r.state !== 'connecting') return;
       r.state = 'connected';
+      if (conn.localAddress !== undefined) r.local = endpoint(conn.localAddress, conn.localPort ?? 0);
       this.log.debug({ sock: r.name, remote: `${host}:${req.port}` }, 'connected');
       this.maybePump(r);
     });
@@ -511,6 +571,12 @@ export class IpcServer {
       this.attachStream(r, parked.stream, parked.cred);
     }
     this.reply(session, req.id);
+  }
+
+  /** The protocol a socket runs: IPPROTO_MPTCP when it asked for it or a policy upgrades plain TCP. */
+  private upgrade(r: SockRecord, session: Session | undefined): number {
+    if (r.protocol === IPPROTO_TCP && (this.policy.mptcp || session?.policy.mptcp === true)) r.protocol = IPPROTO_MPTCP;
+    return r.protocol;
   }
 
   private protocolFor(protocol: number): number {
@@ -586,11 +652,15 @@ export class IpcServer {
     let server: TcpServer | net.Server;
     const group: ListenGroup = { server: undefined as unknown as TcpServer, members: [r], next: 0 };
     const onConnection = (conn: TcpSocket | net.Socket): void => this.deliver(group, conn);
-    if (address !== undefined && isLoopback(address)) {
+    if (address !== undefined && (isLoopback(address) || r.kernelBind)) {
+      // Loopback and addresses the policy keeps on the kernel: a kernel listener.
       server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
       server.listen({ port, host: formatIp(address), backlog });
     } else {
-      server = this.stack.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+      server = this.stack.createServer(
+        { allowHalfOpen: true, pauseOnConnect: true, protocol: this.protocolFor(this.upgrade(r, session)) },
+        onConnection,
+      );
       server.listen({ port, host: address !== undefined ? formatIp(address) : undefined, backlog });
     }
     group.server = server;
@@ -660,6 +730,7 @@ export class IpcServer {
     r.cc = listener.cc;
     r.conn = conn;
     r.stream = stream;
+    if (conn.localAddress !== undefined) r.local = endpoint(conn.localAddress, conn.localPort ?? 0);
     this.applyOptions(r, conn);
     conn.on('error', (e: NodeJS.ErrnoException) => {
       r.pendingError = e.code ?? 'EIO';
@@ -689,7 +760,7 @@ export class IpcServer {
       const gone = this.resets.get(req.sock);
       if (gone !== undefined && gone.uid === session.cred.uid && Date.now() - gone.at < RESET_MEMORY_MS) {
         if (req.clear) this.resets.delete(req.sock);
-        return this.reply(session, req.id, { state: 'closed', err: errnoOf(gone.code) });
+        return this.reply(session, req.id, { state: 'closed', err: errnoOf(gone.code), eof: errnoOf(gone.code) });
       }
       this.reply(session, req.id, { state: 'idle' });
       return;
@@ -699,15 +770,22 @@ export class IpcServer {
       r.pendingError = undefined;
       if (err !== undefined) this.resets.delete(r.name);
     }
+    if (req.connect === true && r.state === 'failed') r.disconnected = true;
     this.reply(session, req.id, {
       state: r.state,
       sndbuf: r.sndbuf,
+      // A read at EOF: the pending error, else ENOTCONN once a connect(2) reported the failure, else EOF.
+      eof: err !== undefined ? errnoOf(err) : r.state === 'failed' && r.disconnected ? errnoOf('ENOTCONN') : 0,
       // A repeated connect after a failure reports the failure again.
       ...(err !== undefined ? { err: errnoOf(err) } : r.state === 'failed' ? { err: errnoOf(r.lastError) } : {}),
     });
   }
 
   private onName(session: Session, req: RequestOf<'name'>): undefined {
+    const gone = this.records.has(req.sock) ? undefined : this.closedNames.get(req.sock);
+    if (gone !== undefined && gone.uid === session.cred.uid && Date.now() - gone.at < RESET_MEMORY_MS) {
+      return req.peer ? this.fail(session, req.id, 'ENOTCONN') : this.reply(session, req.id, gone.local);
+    }
     const r = this.record(session, req.id, req.sock, !req.sock.startsWith('nuse/a/'));
     if (r === undefined) {
       if (!this.records.has(req.sock)) this.fail(session, req.id, 'EBADF');
@@ -721,6 +799,8 @@ export class IpcServer {
     if (conn?.localAddress !== undefined && (r.state === 'connected' || r.state === 'connecting')) {
       return this.reply(session, req.id, endpoint(conn.localAddress, conn.localPort ?? 0));
     }
+    // After the connection closed, the address it had (Linux keeps it too).
+    if (r.local !== undefined) return this.reply(session, req.id, r.local);
     const a = r.group?.server.address();
     if (a !== undefined && a !== null && typeof a === 'object') {
       return this.reply(session, req.id, endpoint(a.address, a.port));
@@ -826,6 +906,11 @@ export class IpcServer {
         return this.reply(session, req.id, { val: tcp?.sendMss() ?? (r.family === 4 ? 1460 : 1440) });
       case `${SOL_SOCKET}/${SO_LINGER}`:
         return this.reply(session, req.id, { val: stored ?? -1 });
+      case `${SOL_SOCKET}/${SO_PROTOCOL}`:
+        // What the socket runs once a policy upgraded it (the plugin may still fall back to TCP inside).
+        return this.reply(session, req.id, {
+          val: r.protocol === IPPROTO_TCP && (this.policy.mptcp || session.policy.mptcp) ? IPPROTO_MPTCP : r.protocol,
+        });
       case `${IPPROTO_TCP}/${TCP_INFO}`: {
         const data =
           tcp !== undefined
@@ -843,6 +928,54 @@ export class IpcServer {
         if (!REMEMBERED.has(key)) return this.fail(session, req.id, 'ENOPROTOOPT');
         return this.reply(session, req.id, { val: stored ?? 0 });
     }
+  }
+
+  /**
+   * shutdown(2), told before the shim shuts its stream natively. SHUT_WR: the stream's
+   * coming EOF is a FIN, not a close (after SHUT_RD the stream's hang-up cannot tell).
+   * SHUT_RD: from now on nothing is written to the stream (the kernel would refuse it,
+   * EPIPE). As Linux: after SHUT_RD, TCP data that arrives is kept unread (the window
+   * closes as it fills; a close then sends RST); once both directions are shut (FIN
+   * sent), data that arrives is answered with RST and the program's next read fails with
+   * ECONNRESET.
+   */
+  private onShutdown(session: Session, req: RequestOf<'shutdown'>): undefined {
+    if (req.how < 0 || req.how > 2) return this.fail(session, req.id, 'EINVAL');
+    const r = this.record(session, req.id, req.sock, false);
+    if (r === undefined) {
+      if (!this.records.has(req.sock)) this.fail(session, req.id, 'ENOTCONN');
+      return;
+    }
+    if (r.state === 'connected') {
+      if (req.how !== 0) r.wrShut = true;
+      if (req.how !== 1 || r.rdShut !== 0) r.rdShut = r.wrShut ? 2 : 1;
+    }
+    this.reply(session, req.id);
+  }
+
+  /**
+   * close() of a socket with SO_LINGER {1, N > 0} (the shim closed its fd, then asks, up to
+   * N seconds): `val` 1 while the daemon still drains it (bytes of the stream not yet read,
+   * or sent and not acknowledged, or our FIN not acknowledged), 0 once done, as Linux's
+   * close returns once the state leaves FIN-WAIT-1. Also 0 when the program still holds
+   * another copy of the fd (close was not the last one).
+   */
+  private onLinger(session: Session, req: RequestOf<'linger'>): undefined {
+    const r = this.records.get(req.sock);
+    if (r === undefined || r.uid !== session.cred.uid || r.state !== 'connected') {
+      return this.reply(session, req.id, { val: 0 });
+    }
+    const s = r.stream;
+    if (s !== undefined && !s.destroyed && !this.closedForGood(r, s)) return this.reply(session, req.id, { val: 0 });
+    const c = r.conn;
+    const tcp = tcpOf(c);
+    let draining: boolean;
+    if (c === undefined || c.destroyed) draining = false;
+    // The stream not read to its end yet; then our FIN not yet acknowledged.
+    else if (!c.writableEnded) draining = true;
+    else if (tcp !== undefined) draining = !['FIN-WAIT-2', 'TIME-WAIT', 'CLOSED'].includes(tcp.state);
+    else draining = !c.writableFinished;
+    this.reply(session, req.id, { val: draining ? 1 : 0 });
   }
 
   private onClosed(session: Session, req: RequestOf<'closed'>): undefined {
@@ -955,20 +1088,23 @@ export class IpcServer {
     c.on('drain', () => s.resume());
     const lingerZero = (): boolean => r.opts.get(`${SOL_SOCKET}/${SO_LINGER}`) === 0;
     let watch: NodeJS.Timeout | undefined;
-    // The program closed or shut down its writing side.
+    // The program closed or shut down its writing side (the shim tells a shutdown first:
+    // once the program also shut down its reading side, the stream's hang-up shows either way).
     s.on('end', () => {
-      const closed = this.hungUp(s);
+      const closed = this.closedForGood(r, s);
       if (closed && lingerZero()) return reset('SO_LINGER {1, 0}');
       if (closed && unread()) return reset('closed with unread data');
       c.end(); // FIN after what it wrote
-      if (!closed && lingerZero()) {
-        // shutdown(SHUT_WR) then, later, close with SO_LINGER {1, 0}: RST then, as Linux.
-        // Nothing else reports the close of a stream whose EOF was already read: look for it.
+      if (!closed && (lingerZero() || this.native.peerClosed !== undefined)) {
+        // A shutdown, then, later, a close with SO_LINGER {1, 0} or with data unread (kept
+        // after SHUT_RD, or not yet taken by the stream): RST then, as Linux. Nothing else
+        // reports the close of a stream whose EOF was already read: look for it.
         watch = setInterval(() => {
           if (connClosed || streamClosed) clearInterval(watch);
-          else if (lingerZero() && this.hungUp(s)) {
+          else if (this.closedForGood(r, s)) {
             clearInterval(watch);
-            reset('SO_LINGER {1, 0} after shutdown');
+            if (lingerZero()) reset('SO_LINGER {1, 0} after shutdown');
+            else if (unread()) reset('closed after shutdown with unread data');
           }
         }, 100);
         watch.unref();
@@ -978,11 +1114,28 @@ export class IpcServer {
       streamError = e.code;
     });
     c.on('data', (chunk: Buffer) => {
+      if (r.rdShut === 2) {
+        // Data after shutdown(SHUT_RDWR): RST, and the program's next read fails (Linux's
+        // tcp_rcv_state_process in FIN-WAIT with RCV_SHUTDOWN).
+        r.pendingError = 'ECONNRESET';
+        return reset('data after shutdown(SHUT_RDWR)');
+      }
+      if (r.rdShut === 1) {
+        // After shutdown(SHUT_RD) the stream takes nothing more: keep it unread, as Linux
+        // keeps it queued (the window closes as it fills; a close then sends RST).
+        c.pause();
+        c.unshift(chunk);
+        return;
+      }
       if (!s.write(chunk)) c.pause();
     });
-    s.on('drain', () => c.resume());
+    s.on('drain', () => {
+      if (r.rdShut === 0) c.resume();
+    });
     // The peer's FIN: the program reads EOF.
-    c.on('end', () => s.end());
+    c.on('end', () => {
+      if (r.rdShut === 0) s.end();
+    });
     s.on('close', () => {
       streamClosed = true;
       // ECONNRESET: the program closed its socket with bytes unread in it; EPIPE: it
@@ -1006,6 +1159,23 @@ export class IpcServer {
     });
     s.resume();
     c.resume();
+  }
+
+  /**
+   * Whether the program closed its socket for good (its last fd), not a shutdown: the
+   * kernel's socket diagnostics say it exactly; without them, the hang-up, which a program
+   * that shut down both directions shows as well (then we go by the shutdown it told us).
+   */
+  private closedForGood(r: SockRecord, s: net.Socket): boolean {
+    const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.native.peerClosed !== undefined && typeof fd === 'number' && fd >= 0) {
+      try {
+        return this.native.peerClosed(fd);
+      } catch {
+        // no sock_diag (a kernel without CONFIG_UNIX_DIAG): as below
+      }
+    }
+    return !r.wrShut && this.hungUp(s);
   }
 
   /** Whether the program closed its end of a stream for good (not a shutdown). */
@@ -1032,7 +1202,21 @@ export class IpcServer {
   }
 
   private forget(r: SockRecord): void {
-    if (this.records.get(r.name) === r) this.records.delete(r.name);
+    if (this.records.get(r.name) === r) {
+      this.records.delete(r.name);
+      // A connection that ended while the program may still hold its fd: getsockname keeps
+      // giving its address (as Linux), for as long as reset errors are remembered.
+      if (r.local !== undefined && r.state === 'closed') {
+        const now = Date.now();
+        if (this.closedNames.size >= MAX_RESETS) {
+          for (const [k, v] of this.closedNames) {
+            if (this.closedNames.size < MAX_RESETS && now - v.at < RESET_MEMORY_MS) break;
+            this.closedNames.delete(k);
+          }
+        }
+        this.closedNames.set(r.name, { uid: r.uid, local: r.local, at: now });
+      }
+    }
     r.session?.records.delete(r);
   }
 
@@ -1059,7 +1243,12 @@ export interface ControlSocket {
  * path that cannot be used is an error, the default one included: a daemon that runs
  * without its control socket would leave `nuse run` talking to another daemon.
  */
-export function startControlSocket(opts: { stack: Stack; path?: string; logger: Logger }): ControlSocket {
+export function startControlSocket(opts: {
+  stack: Stack;
+  path?: string;
+  logger: Logger;
+  policy?: Policy;
+}): ControlSocket {
   let server: IpcServer | undefined;
   let closed = false;
   const path = opts.path ?? defaultSocketPath();
@@ -1067,6 +1256,7 @@ export function startControlSocket(opts: { stack: Stack; path?: string; logger: 
     stack: opts.stack,
     path,
     logger: opts.logger,
+    policy: opts.policy,
   }).then((s) => {
     if (closed) s.close();
     else server = s;
@@ -1125,6 +1315,21 @@ function readUnixNames(): string {
 
 function isUnspecified(a: Uint8Array): boolean {
   return a.every((b) => b === 0);
+}
+
+/** Whether the kernel has `a` on one of its interfaces (a bind the policy keeps on the kernel needs it). */
+function isKernelLocal(a: Uint8Array): boolean {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) {
+      const text = i.address.replace(/%.*$/, '');
+      try {
+        if (sameBytes(parseIp(text), a)) return true;
+      } catch {
+        // not an address we parse
+      }
+    }
+  }
+  return false;
 }
 
 function isLoopback(a: Uint8Array): boolean {
