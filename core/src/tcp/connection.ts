@@ -1012,7 +1012,7 @@ export class TcpConnection implements TcpOptionHost {
     const dataAcked = this.ackAdvancesTo(ack);
     this.retransmitCount = 0;
     this.persistBackoff = 0;
-    if (this.eifelDetectsSpuriousRetransmit(seg, ack)) this.undoSpuriousReduction();
+    if (this.eifelDetectsSpuriousRetransmit(seg, ack)) this.firstRetransmitProvenSpurious();
 
     if (this.inRecovery) {
       if (seqGe(ack, this.recoveryPoint)) {
@@ -1349,9 +1349,19 @@ export class TcpConnection implements TcpOptionHost {
     this.stats.dsacksIn++;
     const rexmits = this.undoRetransmits;
     if (this.undoMarker === undefined || rexmits.length === 0) return;
+    // RFC 3708 §3 counts: one D-SACK per retransmission. A range sent three times that
+    // comes back as one duplicate accounts for one copy only (the others may have
+    // repaired a real loss), so a block clears at most one record per distinct range.
+    const clearedNow = new Set<string>();
     let all = true;
     for (const r of rexmits) {
-      if (!r.dsacked && seqLt(block.left, r.end) && seqLt(r.start, block.right)) r.dsacked = true;
+      if (!r.dsacked && seqLt(block.left, r.end) && seqLt(r.start, block.right)) {
+        const range = `${r.start}:${r.end}`;
+        if (!clearedNow.has(range)) {
+          clearedNow.add(range);
+          r.dsacked = true;
+        }
+      }
       if (!r.dsacked) all = false;
     }
     if (all) this.undoSpuriousReduction();
@@ -1369,6 +1379,20 @@ export class TcpConnection implements TcpOptionHost {
     this.undoEifelChecked = true;
     if (!this.timestampsEnabled || seg.tsEcr === undefined || seg.tsEcr === 0) return false;
     return seqLt(seg.tsEcr, this.undoFirstRetransmitTs);
+  }
+
+  /**
+   * The Eifel test speaks for the first retransmission only (RFC 3522 §3.2): it counts as
+   * that copy's D-SACK. The reduction is undone once every other retransmission of the
+   * episode is shown spurious too (by its D-SACK, now or later): another may have
+   * repaired a real loss (Linux's tcp_try_undo_partial waits for no retransmission in
+   * flight, for the same reason).
+   */
+  private firstRetransmitProvenSpurious(): void {
+    const rexmits = this.undoRetransmits;
+    if (rexmits.length === 0) return;
+    rexmits[0]!.dsacked = true;
+    if (rexmits.every((r) => r.dsacked)) this.undoSpuriousReduction();
   }
 
   /**
