@@ -390,6 +390,30 @@ except OSError as e: print(errno.errorcode[e.errno])
     expect(lines).toEqual(['newreno', 'reno', 'ENOENT']);
   });
 
+  test('TCP_CONGESTION on a connected socket switches the live connection; the data after it arrives intact', async () => {
+    const p = await peer('hash');
+    const lines = await py(
+      String.raw`
+import hashlib, os, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+data = os.urandom(2_000_000)
+s.sendall(data[:1_000_000])
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b'\0').decode())
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b'reno')
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b'\0').decode())
+s.sendall(data[1_000_000:]); s.shutdown(socket.SHUT_WR)
+print(len(data), hashlib.sha256(data).hexdigest())
+print(s.makefile().readline().strip())
+`,
+      [t.kernel, String(p.port)],
+    );
+    expect(lines.slice(0, 2)).toEqual(['newreno', 'reno']);
+    const [sentLength, sentHash] = lines[2]!.split(' ');
+    const [gotLength, gotHash] = lines[3]!.split(' ');
+    expect(gotLength).toBe(sentLength);
+    expect(gotHash).toBe(sentHash);
+  });
+
   test('SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT: probes go out on time and a dead peer ends the read with ETIMEDOUT', async () => {
     const p = await peer('sink');
     // The kernel peer goes silent (its packets dropped), so only the keepalive can tell.

@@ -826,8 +826,11 @@ export class IpcServer {
       const nul = bytes.indexOf(0);
       const name = Buffer.from(nul >= 0 ? bytes.subarray(0, nul) : bytes).toString('latin1');
       if (!this.stack.tcp.congestionControls.has(name)) return this.fail(session, req.id, 'ENOENT');
-      // A connection made afterwards (or accepted by this listener) runs it; a live one keeps its instance.
+      // A connection made afterwards (or accepted by this listener) runs it; a live one switches now.
       r.cc = name;
+      if (tcp !== undefined && tcp.congestion.name !== name) {
+        tcp.setCongestionControl(this.stack.tcp.congestionControls.create(name));
+      }
       return this.reply(session, req.id);
     }
     if (typeof req.val !== 'number') return this.fail(session, req.id, 'EINVAL');

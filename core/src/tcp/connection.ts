@@ -221,7 +221,8 @@ export class TcpConnection implements TcpOptionHost {
   private readonly receiveBuffer: ReceiveBuffer;
   private readonly scoreboard = new SackScoreboard();
   readonly rtt: RttEstimator;
-  readonly congestion: CongestionControl;
+  /** The congestion control in use; `setCongestionControl` swaps it on a live connection. */
+  congestion: CongestionControl;
   private readonly cc: CongestionState & { cwnd: number; ssthresh: number };
   private readonly optionRegistry: TcpOptionRegistry;
 
@@ -1996,6 +1997,22 @@ export class TcpConnection implements TcpOptionHost {
 
   /** Our SYN was acknowledged (the handshake is over, even if ESTABLISHED was skipped). */
   private handshakeDone = false;
+
+  /**
+   * Switches the congestion control of a live connection (setsockopt TCP_CONGESTION, as
+   * Linux's tcp_reinit_congestion_control): the new algorithm starts from the current
+   * window — its `init` runs (its own state), then cwnd and ssthresh are put back — and
+   * in the current phase.
+   */
+  setCongestionControl(next: CongestionControl): void {
+    if (next === this.congestion) return;
+    this.congestion = next;
+    if (!this.handshakeDone) return; // init runs when the handshake completes
+    const { cwnd, ssthresh } = this.cc;
+    next.init(this.cc);
+    this.cc.cwnd = cwnd;
+    this.cc.ssthresh = ssthresh;
+  }
 
   /** Set by the listener for connections it accepted. */
   isPassive = false;

@@ -224,3 +224,33 @@ describe('RACK-TLP (RFC 8985) against DupThresh recovery (RFC 6675), virtual tim
     expect(s.spuriousRecoveriesUndone).toBe(0);
   });
 });
+
+describe('setCongestionControl (TCP_CONGESTION on a live connection)', () => {
+  test('the new algorithm takes over from the current window; the transfer stays intact', () => {
+    const env = twoStacks({ aToB: { delayMs: 5, loss: 0.01 }, bToA: { delayMs: 5 }, seed: 3 });
+    const { tcpA, tcpB, clock, addrB } = env;
+    const data = payload(2 * MB, 8);
+    const listener = tcpB.listen(80);
+    let got: ReturnType<typeof sink> | undefined;
+    let done = false;
+    listener.onAcceptable = () => {
+      const s = listener.accept()!;
+      got = sink(s, () => tcpB.poke(s));
+      s.events.onRemoteEnd = ((prev) => () => {
+        prev?.();
+        done = true;
+      })(s.events.onRemoteEnd);
+    };
+    const client = tcpA.connect({ address: addrB, port: 80 });
+    pump(client, data, () => tcpA.poke(client));
+    clock.runUntilIdle({ until: clock.now() + 300 });
+    expect(client.congestion.name).toBe('newreno');
+    const cwnd = client.cwnd;
+    client.setCongestionControl(tcpA.congestionControls.create('reno'));
+    expect(client.congestion.name).toBe('reno');
+    expect(client.cwnd).toBe(cwnd);
+    clock.runUntilIdle({ done: () => done });
+    expect(got!.bytes()).toBe(data.length);
+    expect(sha256(got!.chunks)).toBe(sha256(data));
+  });
+});
