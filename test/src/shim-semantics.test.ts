@@ -97,6 +97,7 @@ elif mode == 'shutrd':                 # 'before'; hash what comes until EOF... 
 elif mode == 'shutrdwr':               # 'before', EOF from the client, then data after it: RST
     c.sendall(b'before')
     print(outcome(c), flush=True)
+    time.sleep(0.2)                    # after the client's reads of what was queued
     c.sendall(b'after'); time.sleep(0.3)
     try: c.send(b'again'); print('send ok', flush=True)
     except OSError as e: print('send', errno.errorcode[e.errno], flush=True)
