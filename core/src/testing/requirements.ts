@@ -34,17 +34,25 @@ export function commandExists(cmd: string): boolean {
   }
 }
 
+export interface RootRequirementOptions {
+  /** The suite opens tun devices: /dev/net/tun and the built addon are needed too (default true). */
+  tun?: boolean;
+}
+
 /**
  * Every reason the environment cannot run a root suite, empty when it can: root,
- * /dev/net/tun, the built tun addon, iproute2, and each of `tools`.
+ * iproute2, each of `tools`, and (unless `tun: false`) /dev/net/tun and the built tun addon.
  */
-export function missingRootRequirements(tools: readonly string[] = []): string[] {
+export function missingRootRequirements(tools: readonly string[] = [], opts: RootRequirementOptions = {}): string[] {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) {
     missing.push('root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for tun devices and network namespaces');
   }
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun (modprobe tun; in a container --device /dev/net/tun)');
-  if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built tun addon ${TUN_ADDON_PATH} (run "npm run build")`);
+  if (opts.tun !== false) {
+    if (!fs.existsSync('/dev/net/tun'))
+      missing.push('/dev/net/tun (modprobe tun; in a container --device /dev/net/tun)');
+    if (!fs.existsSync(TUN_ADDON_PATH)) missing.push(`the built tun addon ${TUN_ADDON_PATH} (run "npm run build")`);
+  }
   for (const tool of new Set(['ip', ...tools])) {
     if (!commandExists(tool)) missing.push(`${tool} (Debian package ${PACKAGES[tool] ?? tool})`);
   }
@@ -52,8 +60,12 @@ export function missingRootRequirements(tools: readonly string[] = []): string[]
 }
 
 /** Throws, naming everything missing, when a root suite cannot run here. */
-export function assertRootRequirements(suite: string, tools: readonly string[] = []): void {
-  const missing = missingRootRequirements(tools);
+export function assertRootRequirements(
+  suite: string,
+  tools: readonly string[] = [],
+  opts: RootRequirementOptions = {},
+): void {
+  const missing = missingRootRequirements(tools, opts);
   if (missing.length === 0) return;
   throw new Error(
     `${suite} cannot run without: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run as root)` +

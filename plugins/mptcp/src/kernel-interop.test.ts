@@ -305,7 +305,7 @@ async function fastclose(): Promise<string> {
 }
 
 beforeAll(async () => {
-  assertRootRequirements('MPTCP kernel interop test', ['python3', 'tshark']);
+  assertRootRequirements('MPTCP kernel interop test', ['python3', 'tshark'], { tun: false });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nuse-mptcp-wire-'));
   cleanup();
   setUpTopology();
