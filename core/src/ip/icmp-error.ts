@@ -92,142 +92,152 @@ export type IcmpErrorRejection = 'unknown-code' | 'quoted-malformed' | 'quoted-t
 
 export type IcmpErrorDecode = { report: IcmpErrorReport } | { rejected: IcmpErrorRejection } | undefined;
 
+/** What an ICMP error says, before its quote is read: the kind, the errno and whether it is hard. */
+interface Classified {
+  kind: IcmpErrorKind;
+  type: number;
+  code: number;
+  mapped: [IcmpErrno, boolean] | undefined;
+  mtu: number;
+}
+
+/** The quoted packet's fields a report needs. */
+interface Quote {
+  src: Uint8Array;
+  dst: Uint8Array;
+  protocol: number;
+  transport: Uint8Array;
+  quotedLength: number;
+}
+
 /**
  * Decodes an ICMPv4 error (RFC 792) about one of our packets. Undefined for messages
  * that are not errors this stack reacts to (echo, redirect, source quench: RFC 6633
  * deprecates it, and Linux ignores it).
  */
 export function decodeIcmpv4Error(repr: Icmpv4Repr, reporter: Uint8Array): IcmpErrorDecode {
-  let kind: IcmpErrorKind;
-  let type: number;
-  let code: number;
-  let mapped: [IcmpErrno, boolean] | undefined;
-  let mtu = 0;
-  switch (repr.kind) {
-    case 'destUnreachable':
-      kind = 'destination-unreachable';
-      type = Icmpv4Type.DEST_UNREACHABLE;
-      code = repr.code;
-      mapped = V4_UNREACHABLE[code];
-      break;
-    case 'fragmentationNeeded':
-      kind = 'packet-too-big';
-      type = Icmpv4Type.DEST_UNREACHABLE;
-      code = 4;
-      mtu = repr.nextHopMtu;
-      mapped = V4_UNREACHABLE[4];
-      break;
-    case 'timeExceeded':
-      kind = 'time-exceeded';
-      type = Icmpv4Type.TIME_EXCEEDED;
-      code = repr.code;
-      mapped = ['EHOSTUNREACH', false];
-      break;
-    case 'parameterProblem':
-      kind = 'parameter-problem';
-      type = Icmpv4Type.PARAMETER_PROBLEM;
-      code = repr.code;
-      mapped = ['EPROTO', true];
-      break;
-    default:
-      return undefined;
-  }
-  if (mapped === undefined) return { rejected: 'unknown-code' };
-  let quoted: Ipv4View;
-  try {
+  const c = classifyV4(repr);
+  if (c === undefined) return undefined;
+  return decodeQuote(4, c, reporter, () => {
     // The quote is the header as the router saw it (TTL already decremented), so its checksum is not checked.
-    quoted = Ipv4View.parse(repr.invoking, { allowTruncated: true, verifyChecksum: false });
-  } catch (e) {
-    if (e instanceof ParseError) return { rejected: 'quoted-malformed' };
-    throw e;
-  }
-  // Only fragment 0 carries the transport header the error can be matched by.
-  if (quoted.fragmentOffset !== 0) return { rejected: 'quoted-fragment' };
-  // RFC 792: the quote holds the header and the first 64 bits of the data.
-  if (quoted.payload.length < 8) return { rejected: 'quoted-truncated' };
-  return {
-    report: {
-      version: 4,
-      kind,
-      type,
-      code,
-      errno: mapped[0],
-      hard: mapped[1],
-      reporter: reporter.slice(),
-      src: quoted.src.slice(),
-      dst: quoted.dst.slice(),
-      protocol: quoted.protocol,
-      ...portsOf(quoted.payload),
-      transport: quoted.payload.slice(),
-      mtu,
-      quotedLength: quoted.totalLen,
-    },
-  };
+    const quoted = Ipv4View.parse(invokingOf(repr), {
+      allowTruncated: true,
+      verifyChecksum: false,
+    });
+    return {
+      // Only fragment 0 carries the transport header the error can be matched by.
+      fragment: quoted.fragmentOffset !== 0,
+      quote: {
+        src: quoted.src,
+        dst: quoted.dst,
+        protocol: quoted.protocol,
+        transport: quoted.payload,
+        quotedLength: quoted.totalLen,
+      },
+    };
+  });
 }
 
 /** Decodes an ICMPv6 error (RFC 4443 §3) about one of our packets; undefined for non-errors. */
 export function decodeIcmpv6Error(repr: Icmpv6Repr, reporter: Uint8Array): IcmpErrorDecode {
-  let kind: IcmpErrorKind;
-  let type: number;
-  let code: number;
-  let mapped: [IcmpErrno, boolean] | undefined;
-  let mtu = 0;
+  const c = classifyV6(repr);
+  if (c === undefined) return undefined;
+  return decodeQuote(6, c, reporter, () => {
+    // RFC 4443 §2.4 (c): the quote is cut to fit the minimum MTU.
+    const quoted = Ipv6View.parse(invokingOf(repr), { allowTruncated: true });
+    return {
+      fragment: quoted.fragmentOffset !== 0,
+      quote: {
+        src: quoted.src,
+        dst: quoted.dst,
+        protocol: quoted.upperProtocol,
+        transport: quoted.upperPayload,
+        quotedLength: IPV6_HEADER_LEN + quoted.payloadLen,
+      },
+    };
+  });
+}
+
+/** The quoted ("invoking") packet of an error message; empty for anything else. */
+function invokingOf(repr: Icmpv4Repr | Icmpv6Repr): Uint8Array {
+  return 'invoking' in repr ? repr.invoking : new Uint8Array(0);
+}
+
+function classifyV4(repr: Icmpv4Repr): Classified | undefined {
   switch (repr.kind) {
     case 'destUnreachable':
-      kind = 'destination-unreachable';
-      type = Icmpv6Type.DEST_UNREACHABLE;
-      code = repr.code;
-      mapped = V6_UNREACHABLE[code];
-      break;
-    case 'packetTooBig':
-      kind = 'packet-too-big';
-      type = Icmpv6Type.PACKET_TOO_BIG;
-      code = 0;
-      mtu = repr.mtu;
-      mapped = ['EMSGSIZE', false];
-      break;
+      return c('destination-unreachable', Icmpv4Type.DEST_UNREACHABLE, repr.code, V4_UNREACHABLE[repr.code]);
+    case 'fragmentationNeeded':
+      return c('packet-too-big', Icmpv4Type.DEST_UNREACHABLE, 4, V4_UNREACHABLE[4], repr.nextHopMtu);
     case 'timeExceeded':
-      kind = 'time-exceeded';
-      type = Icmpv6Type.TIME_EXCEEDED;
-      code = repr.code;
-      mapped = ['EHOSTUNREACH', false];
-      break;
+      return c('time-exceeded', Icmpv4Type.TIME_EXCEEDED, repr.code, ['EHOSTUNREACH', false]);
     case 'parameterProblem':
-      kind = 'parameter-problem';
-      type = Icmpv6Type.PARAMETER_PROBLEM;
-      code = repr.code;
-      mapped = ['EPROTO', true];
-      break;
+      return c('parameter-problem', Icmpv4Type.PARAMETER_PROBLEM, repr.code, ['EPROTO', true]);
     default:
       return undefined;
   }
-  if (mapped === undefined) return { rejected: 'unknown-code' };
-  let quoted: Ipv6View;
+}
+
+function classifyV6(repr: Icmpv6Repr): Classified | undefined {
+  switch (repr.kind) {
+    case 'destUnreachable':
+      return c('destination-unreachable', Icmpv6Type.DEST_UNREACHABLE, repr.code, V6_UNREACHABLE[repr.code]);
+    case 'packetTooBig':
+      return c('packet-too-big', Icmpv6Type.PACKET_TOO_BIG, 0, ['EMSGSIZE', false], repr.mtu);
+    case 'timeExceeded':
+      return c('time-exceeded', Icmpv6Type.TIME_EXCEEDED, repr.code, ['EHOSTUNREACH', false]);
+    case 'parameterProblem':
+      return c('parameter-problem', Icmpv6Type.PARAMETER_PROBLEM, repr.code, ['EPROTO', true]);
+    default:
+      return undefined;
+  }
+}
+
+function c(
+  kind: IcmpErrorKind,
+  type: number,
+  code: number,
+  mapped: [IcmpErrno, boolean] | undefined,
+  mtu = 0,
+): Classified {
+  return { kind, type, code, mapped, mtu };
+}
+
+/** Reads the quote (either family) and builds the report, or says why not. */
+function decodeQuote(
+  version: 4 | 6,
+  c: Classified,
+  reporter: Uint8Array,
+  readQuote: () => { fragment: boolean; quote: Quote },
+): IcmpErrorDecode {
+  if (c.mapped === undefined) return { rejected: 'unknown-code' };
+  let read: { fragment: boolean; quote: Quote };
   try {
-    // RFC 4443 §2.4 (c): the quote is cut to fit the minimum MTU.
-    quoted = Ipv6View.parse(repr.invoking, { allowTruncated: true });
+    read = readQuote();
   } catch (e) {
     if (e instanceof ParseError) return { rejected: 'quoted-malformed' };
     throw e;
   }
-  if (quoted.fragmentOffset !== 0) return { rejected: 'quoted-fragment' };
-  if (quoted.upperPayload.length < 8) return { rejected: 'quoted-truncated' };
+  if (read.fragment) return { rejected: 'quoted-fragment' };
+  const q = read.quote;
+  // RFC 792 / RFC 4443: the quote holds at least the first 64 bits of the transport header.
+  if (q.transport.length < 8) return { rejected: 'quoted-truncated' };
   return {
     report: {
-      version: 6,
-      kind,
-      type,
-      code,
-      errno: mapped[0],
-      hard: mapped[1],
+      version,
+      kind: c.kind,
+      type: c.type,
+      code: c.code,
+      errno: c.mapped[0],
+      hard: c.mapped[1],
       reporter: reporter.slice(),
-      src: quoted.src.slice(),
-      dst: quoted.dst.slice(),
-      protocol: quoted.upperProtocol,
-      ...portsOf(quoted.upperPayload),
-      transport: quoted.upperPayload.slice(),
-      mtu,
-      quotedLength: IPV6_HEADER_LEN + quoted.payloadLen,
+      src: q.src.slice(),
+      dst: q.dst.slice(),
+      protocol: q.protocol,
+      ...portsOf(q.transport),
+      transport: q.transport.slice(),
+      mtu: c.mtu,
+      quotedLength: q.quotedLength,
     },
   };
 }
