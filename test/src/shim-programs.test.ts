@@ -18,13 +18,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { missingShimRequirements } from './harness/shim';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'core', 'bin', 'nuse.js');
-const BUILT = path.join(ROOT, 'core', 'dist', 'cli', 'main.js');
 const SHIM = path.join(ROOT, 'shim', 'build', 'libnuse.so');
-const ADDON = path.join(ROOT, 'shim', 'build', 'Release', 'nuse_ipc.node');
-const TUN_ADDON = path.join(ROOT, 'core', 'build', 'Release', 'tun.node');
 
 const NS = `nuseshim${process.pid}`;
 const TUN = `nsh${process.pid}`.slice(0, 15);
@@ -119,40 +117,6 @@ function listeningIn(ns: string | undefined, port: number): boolean {
   return out.trim() !== '';
 }
 
-function commandExists(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function missingRequirements(): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (tun devices and network namespaces)');
-  if (!fs.existsSync('/dev/net/tun')) missing.push('/dev/net/tun');
-  for (const [file, what] of [
-    [BUILT, 'the built CLI'],
-    [TUN_ADDON, 'the built tun addon'],
-    [SHIM, 'the built shim'],
-    [ADDON, 'the built IPC addon'],
-  ] as const) {
-    if (!fs.existsSync(file)) missing.push(`${what} ${file} (run "npm run build")`);
-  }
-  for (const [tool, pkg] of [
-    ['ip', 'iproute2'],
-    ['ss', 'iproute2'],
-    ['python3', 'python3'],
-    ['curl', 'curl'],
-    ['socat', 'socat'],
-    ['sha256sum', 'coreutils'],
-  ]) {
-    if (!commandExists(tool!)) missing.push(`${tool} (Debian package ${pkg})`);
-  }
-  return missing;
-}
-
 // Kernel-side servers (python3, in NS).
 const POST_HASHER = `
 import hashlib, http.server, sys
@@ -223,7 +187,12 @@ let daemon: ChildProcess;
 let daemonLog = '';
 
 beforeAll(async () => {
-  const missing = missingRequirements();
+  const missing = missingShimRequirements([
+    ['python3', 'python3'],
+    ['curl', 'curl'],
+    ['socat', 'socat'],
+    ['sha256sum', 'coreutils'],
+  ]);
   if (missing.length > 0) {
     throw new Error(`the shim tests need: ${missing.join('; ')}. They are not skipped: run them as root (CI: .ci/run)`);
   }
